@@ -1,0 +1,863 @@
+"""The domain: Model, Subgraph, Tensor and Buffer, read lazily from one mapping.
+
+``open()`` maps the file (or wraps the caller's bytes), checks the header and
+the root table, and stops.  Subgraphs, tensors, names, shapes and quantization
+are decoded the first time they are asked for; tensor values are numpy views
+over the mapping, never copies (sub-byte types, strings and sparse tensors,
+which must be decoded, are the exceptions and say so).
+"""
+
+from __future__ import annotations
+
+import difflib
+import mmap
+import os
+import threading
+from typing import Iterator
+
+import numpy as np
+
+from . import _schema
+from ._flatbuffer import FlatBuffer, Table, empty_array
+from .dtypes import TYPES, TypeInfo, type_info, unpack_bits
+from .errors import (
+    ClosedModelError,
+    InvalidModelError,
+    NoDataError,
+    QuantizationError,
+    TensorNotFoundError,
+    UnsupportedError,
+)
+from .quantization import (
+    BlockwiseDetails,
+    MultiAxisDetails,
+    Quantization,
+    dequantize_affine,
+)
+
+__all__ = ["open", "Model", "Subgraph", "Tensor", "Buffer", "SCHEMA_VERSION"]
+
+#: the only schema version the runtime accepts (TFLITE_SCHEMA_VERSION)
+SCHEMA_VERSION = 3
+FILE_IDENTIFIER = b"TFL3"
+
+# field slots, looked up once
+_M_VERSION, _M_SUBGRAPHS, _M_DESCRIPTION, _M_BUFFERS, _M_METADATA = _schema.slots(
+    "Model", "version", "subgraphs", "description", "buffers", "metadata")
+_SG_TENSORS, _SG_INPUTS, _SG_OUTPUTS, _SG_NAME = _schema.slots(
+    "SubGraph", "tensors", "inputs", "outputs", "name")
+(_T_SHAPE, _T_TYPE, _T_BUFFER, _T_NAME, _T_QUANT, _T_IS_VARIABLE, _T_SPARSITY,
+ _T_SHAPE_SIGNATURE, _T_HAS_RANK, _T_EXTERNAL) = _schema.slots(
+    "Tensor", "shape", "type", "buffer", "name", "quantization", "is_variable", "sparsity",
+    "shape_signature", "has_rank", "external_buffer")
+_Q_MIN, _Q_MAX, _Q_SCALE, _Q_ZERO_POINT, _Q_DETAILS, _Q_DIM = _schema.slots(
+    "QuantizationParameters", "min", "max", "scale", "zero_point", "details",
+    "quantized_dimension")
+_B_DATA, _B_OFFSET, _B_SIZE = _schema.slots("Buffer", "data", "offset", "size")
+_MD_NAME, _MD_BUFFER = _schema.slots("Metadata", "name", "buffer")
+_BW_SCALES, _BW_ZERO_POINTS, _BW_BLOCK_SIZE, _BW_BLOCK_SHAPE = _schema.slots(
+    "BlockwiseQuantization", "scales", "zero_points", "block_size", "block_shape")
+_MA_SCALES, _MA_ZERO_POINTS, _MA_BLOCK_SIZE, _MA_DIMS = _schema.slots(
+    "MultiAxisQuantization", "scales", "zero_points", "block_size", "quantized_dimensions")
+_CQ_CUSTOM = _schema.slots("CustomQuantization", "custom")[0]
+_DETAILS = ("NONE",) + _schema.UNIONS["QuantizationDetails"]
+
+
+def open(source, *, external_data_dir: "str | os.PathLike | None" = None) -> "Model":
+    """Open a ``.tflite`` model lazily.
+
+    ``source`` is a path (``str`` or path-like), or bytes-like data (``bytes``,
+    ``bytearray``, ``memoryview``, ``mmap``) that must stay unchanged while the
+    model is in use.  A path is mapped read-only; nothing more than the header
+    and the root table is read until asked for.  ``external_data_dir`` is where
+    external weight files are looked for (default: the model file's folder).
+
+    Raises :class:`InvalidModelError` when the data is not a TFLite flatbuffer,
+    and ``OSError`` when the file cannot be read.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        with _builtin_open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size == 0:
+                raise InvalidModelError(f"{path}: the file is empty (0 bytes)")
+            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        try:
+            return Model(mm, path=path, _mapping=mm, external_data_dir=external_data_dir)
+        except BaseException:
+            mm.close()
+            raise
+    try:
+        view = memoryview(source)
+    except TypeError:
+        raise TypeError(
+            f"open() takes a path or bytes-like data, not {type(source).__name__}") from None
+    if view.ndim != 1 or view.itemsize != 1:
+        view = view.cast("B")
+    return Model(view.toreadonly(), path=None, external_data_dir=external_data_dir)
+
+
+_builtin_open = __builtins__["open"] if isinstance(__builtins__, dict) else __builtins__.open
+
+
+class Model:
+    """A TFLite model: subgraphs of tensors, buffers, metadata.
+
+    Acts as a read-only mapping from subgraph 0's tensor names to tensors
+    (``model["name"]``, ``"name" in model``, ``model.keys()``); use
+    :meth:`tensor` or :attr:`subgraphs` for the others.  A context manager:
+    ``with tflite_weights.open(path) as model: ...``.
+    """
+
+    def __init__(self, data, *, path: str | None = None, _mapping=None,
+                 external_data_dir=None):
+        self.path = path
+        self._data = data
+        self._mapping = _mapping
+        self._closed = False
+        self._lock = threading.Lock()
+        label = os.path.basename(path) if path else "model"
+        self._fbuf = FlatBuffer(data, label=label)
+        self.size = self._fbuf.size
+        self.external_data_dir = (
+            os.fspath(external_data_dir) if external_data_dir is not None
+            else (os.path.dirname(os.path.abspath(path)) if path else None))
+        self._root = self._fbuf.root(FILE_IDENTIFIER)
+        self.version = self._root.scalar(_M_VERSION, "u32", 0, "version")
+        if self.version != SCHEMA_VERSION:
+            raise InvalidModelError(
+                f"{label}: Model.version is {self.version}; only schema version "
+                f"{SCHEMA_VERSION} is defined for TFLite files")
+        self._subgraphs: tuple[Subgraph, ...] | None = None
+        self._buffers_vec = None
+        self._buffer_cache: dict[int, Buffer] = {}
+        self._metadata: dict[str, bytes] | None = None
+        self._description: str | None = None
+        self._description_read = False
+        self._signatures = None
+
+    # -- life cycle -------------------------------------------------------------
+    def close(self) -> None:
+        """Release the mapping and the file.
+
+        Arrays handed out earlier stay valid: while any of them is alive the
+        mapping stays open (it is closed when the last view is freed); the
+        model itself refuses further use with :class:`ClosedModelError`.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        data, self._data = self._data, None
+        if isinstance(data, memoryview):
+            try:
+                data.release()
+            except BufferError:  # views over it are alive; they keep it
+                pass
+        mapping, self._mapping = self._mapping, None
+        if mapping is not None:
+            try:
+                mapping.close()
+            except BufferError:  # arrays still view the mapping; it closes with them
+                pass
+        for ext in getattr(self, "_external_files", {}).values():
+            ext.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> "Model":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def _fb(self) -> FlatBuffer:
+        if self._closed:
+            raise ClosedModelError(f"{self._fbuf.label}: the model is closed")
+        return self._fbuf
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedModelError(f"{self._fbuf.label}: the model is closed")
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"{self.size} bytes"
+        name = os.path.basename(self.path) if self.path else "<bytes>"
+        return f"<tflite_weights.Model {name!r} ({state})>"
+
+    # -- model-level fields -----------------------------------------------------
+    @property
+    def description(self) -> str | None:
+        if not self._description_read:
+            self._check_open()
+            self._description = self._root.string(_M_DESCRIPTION, "description")
+            self._description_read = True
+        return self._description
+
+    @property
+    def subgraphs(self) -> "tuple[Subgraph, ...]":
+        if self._subgraphs is None:
+            self._check_open()
+            vec = self._root.tables(_M_SUBGRAPHS, "subgraphs")
+            n = 0 if vec is None else len(vec)
+            self._subgraphs = tuple(Subgraph(self, i, vec) for i in range(n))
+        return self._subgraphs
+
+    @property
+    def tensors(self) -> "tuple[Tensor, ...]":
+        """Subgraph 0's tensors (empty when the model has no subgraph)."""
+        sgs = self.subgraphs
+        return sgs[0].tensors if sgs else ()
+
+    def all_tensors(self) -> "Iterator[Tensor]":
+        """Every tensor of every subgraph, subgraph by subgraph."""
+        for sg in self.subgraphs:
+            yield from sg.tensors
+
+    # -- buffers ------------------------------------------------------------------
+    def _buffer_table_vector(self):
+        if self._buffers_vec is None:
+            self._check_open()
+            vec = self._root.tables(_M_BUFFERS, "buffers")
+            self._buffers_vec = vec if vec is not None else ()
+        return self._buffers_vec
+
+    @property
+    def buffer_count(self) -> int:
+        return len(self._buffer_table_vector())
+
+    def buffer(self, index: int) -> "Buffer":
+        """The buffer at ``index`` (checked), read once and cached."""
+        b = self._buffer_cache.get(index)
+        if b is None:
+            vec = self._buffer_table_vector()
+            if not 0 <= index < len(vec):
+                raise InvalidModelError(
+                    f"{self._fbuf.label}: buffer {index} does not exist "
+                    f"(the model has {len(vec)} buffers)")
+            b = self._buffer_cache[index] = Buffer(self, index, vec[index])
+        return b
+
+    @property
+    def buffers(self) -> "tuple[Buffer, ...]":
+        return tuple(self.buffer(i) for i in range(self.buffer_count))
+
+    # -- metadata -------------------------------------------------------------------
+    @property
+    def metadata(self) -> "dict[str, bytes]":
+        """``Model.metadata`` entries: name -> the bytes of its buffer.
+
+        When a name occurs twice, the first entry wins (as in the runtime's
+        map).  An entry whose buffer cannot be read raises when the property
+        is read.
+        """
+        if self._metadata is None:
+            self._check_open()
+            out: dict[str, bytes] = {}
+            vec = self._root.tables(_M_METADATA, "metadata")
+            for i in range(0 if vec is None else len(vec)):
+                t = vec[i]
+                name = t.string(_MD_NAME, "name") or ""
+                idx = t.scalar(_MD_BUFFER, "u32", 0, "buffer")
+                if name in out:
+                    continue
+                out[name] = self.buffer(idx).tobytes()
+            self._metadata = out
+        return self._metadata
+
+    # -- tensor lookup ------------------------------------------------------------
+    def keys(self) -> "list[str]":
+        """Subgraph 0's tensor names, in index order (names may repeat)."""
+        return [t.name for t in self.tensors]
+
+    def __iter__(self) -> "Iterator[str]":
+        return iter(self.keys())
+
+    def __len__(self) -> int:
+        return len(self.tensors)
+
+    def __contains__(self, name) -> bool:
+        if isinstance(name, str):
+            sgs = self.subgraphs
+            return bool(sgs) and name in sgs[0]._names()
+        return False
+
+    def __getitem__(self, key) -> "Tensor":
+        return self.tensor(key)
+
+    def get(self, key, default=None):
+        try:
+            return self.tensor(key)
+        except TensorNotFoundError:
+            return default
+
+    def tensor(self, key, subgraph: int = 0) -> "Tensor":
+        """A tensor of a subgraph by name or index.
+
+        Raises :class:`TensorNotFoundError` (a ``KeyError``) when no tensor or
+        several carry the name, naming the candidates.
+        """
+        sgs = self.subgraphs
+        if not 0 <= subgraph < len(sgs):
+            raise TensorNotFoundError(
+                f"subgraph {subgraph} does not exist (the model has {len(sgs)})")
+        return sgs[subgraph].tensor(key)
+
+    # -- operators, signatures, decoded metadata (see operators.py, signatures.py,
+    #    metadata.py) -----------------------------------------------------------------
+    @property
+    def signatures(self):
+        """Signature key -> :class:`~tflite_weights.signatures.Signature` (inputs and
+        outputs by name)."""
+        if self._signatures is None:
+            self._check_open()
+            from .signatures import read_signatures
+            self._signatures = read_signatures(self)
+        return self._signatures
+
+    def weights(self):
+        """Yield ``(operator, role, tensor)`` for every weight-like input of every
+        operator of every subgraph (see :mod:`tflite_weights.operators`)."""
+        from .operators import iter_weights
+        return iter_weights(self)
+
+    @property
+    def min_runtime_version(self) -> "str | None":
+        from .metadata import min_runtime_version
+        return min_runtime_version(self)
+
+    @property
+    def conversion_metadata(self):
+        from .metadata import conversion_metadata
+        return conversion_metadata(self)
+
+    # -- external buffers, variables (see external.py, variables.py) ------------------
+    @property
+    def external_buffer_groups(self):
+        from .external import external_buffer_groups
+        return external_buffer_groups(self)
+
+    @property
+    def external_buffers(self):
+        from .external import external_buffers
+        return external_buffers(self)
+
+    def resource_variables(self):
+        """Resource variable -> its initial value (see :mod:`tflite_weights.variables`)."""
+        from .variables import resource_variables
+        return resource_variables(self)
+
+
+class Buffer:
+    """One entry of ``Model.buffers``: where its bytes are.
+
+    ``location`` is ``"inline"`` (a ``data`` vector inside the flatbuffer),
+    ``"offset"`` (``offset``/``size`` from the start of the file, for models
+    over 2 GB) or ``None`` (no data).  ``file_offset`` and ``size`` give the
+    byte range in the file.  When both are set, ``data`` wins, as in the runtime.
+    """
+
+    __slots__ = ("model", "index", "location", "file_offset", "size", "stored_offset",
+                 "stored_size")
+
+    def __init__(self, model: Model, index: int, table: Table):
+        self.model = model
+        self.index = index
+        v = table.vector(_B_DATA, 1, "data")
+        self.stored_offset = table.scalar(_B_OFFSET, "u64", 0, "offset")
+        self.stored_size = table.scalar(_B_SIZE, "u64", 0, "size")
+        if v is not None:
+            self.location = "inline"
+            self.file_offset, self.size = v
+        elif self.stored_offset > 1:
+            self.location = "offset"
+            self.file_offset, self.size = self.stored_offset, self.stored_size
+            if self.file_offset + self.size > model.size:
+                raise InvalidModelError(
+                    f"{model._fbuf.label}: buffers[{index}]: offset {self.file_offset} + size "
+                    f"{self.size} = {self.file_offset + self.size} lies beyond the end of the "
+                    f"file ({model.size} bytes)")
+        else:
+            self.location = None
+            self.file_offset, self.size = 0, 0
+
+    @property
+    def has_data(self) -> bool:
+        return self.location is not None
+
+    def array(self) -> np.ndarray:
+        """The buffer's bytes as a read-only uint8 view."""
+        if self.location is None:
+            return empty_array(np.uint8)
+        return self.model._fb.array(self.file_offset, np.uint8, self.size, f"buffers[{self.index}]")
+
+    def tobytes(self) -> bytes:
+        return self.array().tobytes()
+
+    def __repr__(self) -> str:
+        if self.location is None:
+            return f"<Buffer {self.index}: no data>"
+        return (f"<Buffer {self.index}: {self.size} bytes {self.location} at byte "
+                f"{self.file_offset}>")
+
+
+class Subgraph:
+    """One subgraph: its tensors and the indices of its inputs and outputs."""
+
+    def __init__(self, model: Model, index: int, vec):
+        self.model = model
+        self.index = index
+        self._vec = vec
+        self._table: Table | None = None
+        self._tensors: tuple[Tensor, ...] | None = None
+        self._name_index: dict[str, list[int]] | None = None
+        self._operators = None
+
+    @property
+    def _t(self) -> Table:
+        t = self._table
+        if t is None:
+            self.model._check_open()
+            t = self._table = self._vec[self.index]
+        return t
+
+    @property
+    def name(self) -> str:
+        return self._t.string(_SG_NAME, "name") or ""
+
+    @property
+    def inputs(self) -> "tuple[int, ...]":
+        return self._t.ints(_SG_INPUTS, "i32", "inputs") or ()
+
+    @property
+    def outputs(self) -> "tuple[int, ...]":
+        return self._t.ints(_SG_OUTPUTS, "i32", "outputs") or ()
+
+    @property
+    def tensors(self) -> "tuple[Tensor, ...]":
+        ts = self._tensors
+        if ts is None:
+            vec = self._t.tables(_SG_TENSORS, "tensors")
+            if vec is None:
+                ts = ()
+            else:
+                fb, start, sg, model = vec.fb, vec.start, self.index, self.model
+                ts = tuple(Tensor(model, sg, i, fb, start + 4 * i) for i in range(len(vec)))
+            self._tensors = ts
+        return ts
+
+    @property
+    def operators(self):
+        """The subgraph's operators in execution order (see :mod:`tflite_weights.operators`)."""
+        if self._operators is None:
+            from .operators import read_operators
+            self._operators = read_operators(self)
+        return self._operators
+
+    def _names(self) -> "dict[str, list[int]]":
+        if self._name_index is None:
+            index: dict[str, list[int]] = {}
+            for t in self.tensors:
+                index.setdefault(t.name, []).append(t.index)
+            self._name_index = index
+        return self._name_index
+
+    def tensor(self, key) -> "Tensor":
+        ts = self.tensors
+        if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+            i = int(key)
+            if not 0 <= i < len(ts):
+                raise TensorNotFoundError(
+                    f"subgraph {self.index} has no tensor {i} (it has {len(ts)} tensors)")
+            return ts[i]
+        if not isinstance(key, str):
+            raise TypeError(f"tensor key must be a name or an index, not {type(key).__name__}")
+        hits = self._names().get(key)
+        if not hits:
+            close = difflib.get_close_matches(key, list(self._names()), n=5)
+            hint = f"; close names: {', '.join(map(repr, close))}" if close else ""
+            raise TensorNotFoundError(
+                f"subgraph {self.index} has no tensor named {key!r}{hint}")
+        if len(hits) > 1:
+            raise TensorNotFoundError(
+                f"subgraph {self.index} has {len(hits)} tensors named {key!r} "
+                f"(indices {', '.join(map(str, hits))}); ask for one by index")
+        return ts[hits[0]]
+
+    def __getitem__(self, key) -> "Tensor":
+        return self.tensor(key)
+
+    def __len__(self) -> int:
+        return len(self.tensors)
+
+    def __iter__(self):
+        return iter(self.tensors)
+
+    def __repr__(self) -> str:
+        return f"<Subgraph {self.index} {self.name!r}: {len(self.tensors)} tensors>"
+
+
+class Tensor:
+    """One tensor of a subgraph: metadata, quantization and values.
+
+    Attributes are decoded from the file the first time one is read.
+    ``numpy()`` returns a read-only view over the file for fixed-width types;
+    ``raw()`` the stored bytes; ``dequantize()`` float32 values.
+    """
+
+    __slots__ = ("_model", "subgraph", "index", "_fb", "_opos", "_t", "_shape", "_type",
+                 "_buffer", "_name", "_quant", "_quant_read")
+
+    def __init__(self, model: Model, subgraph: int, index: int, fb: FlatBuffer, opos: int):
+        self._model = model
+        self.subgraph = subgraph
+        self.index = index
+        self._fb = fb
+        self._opos = opos  # position of the offset to this tensor's table
+        self._t: Table | None = None
+        self._quant_read = False
+
+    # -- decoding -------------------------------------------------------------------
+    def _load(self) -> Table:
+        t = self._t
+        if t is None:
+            self._model._check_open()
+            fb = self._fb
+            where = f"subgraphs[{self.subgraph}].tensors[{self.index}]"
+            t = fb.table(self._opos + fb.u32(self._opos, where), where)
+            self._shape = t.ints(_T_SHAPE, "i32", "shape") or ()
+            self._type = t.scalar(_T_TYPE, "i8", 0, "type")
+            self._buffer = t.scalar(_T_BUFFER, "u32", 0, "buffer")
+            name = t.string(_T_NAME, "name")
+            self._name = "" if name is None else name
+            self._t = t
+        return t
+
+    @property
+    def _where(self) -> str:
+        return f"tensor {self.index} of subgraph {self.subgraph}"
+
+    @property
+    def name(self) -> str:
+        if self._t is None:
+            self._load()
+        return self._name
+
+    @property
+    def shape(self) -> "tuple[int, ...]":
+        if self._t is None:
+            self._load()
+        return self._shape
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        """Number of elements (1 for a scalar); 0 when a dimension is not positive."""
+        n = 1
+        for d in self.shape:
+            if d <= 0:
+                return 0
+            n *= d
+        return n
+
+    @property
+    def type_code(self) -> int:
+        if self._t is None:
+            self._load()
+        return self._type
+
+    @property
+    def type(self) -> str:
+        """The schema's TensorType name ("INT8", "FLOAT32", ...), or "<code>" if unknown."""
+        code = self.type_code
+        info = TYPES.get(code)
+        return info.name if info is not None else f"<{code}>"
+
+    @property
+    def type_info(self) -> TypeInfo:
+        return type_info(self.type_code)
+
+    @property
+    def dtype(self) -> "np.dtype | None":
+        """The numpy dtype of ``numpy()``; None for RESOURCE, VARIANT and unknown types."""
+        info = TYPES.get(self.type_code)
+        return None if info is None else info.dtype
+
+    @property
+    def buffer(self) -> int:
+        if self._t is None:
+            self._load()
+        return self._buffer
+
+    @property
+    def shape_signature(self) -> "tuple[int, ...]":
+        """The shape with -1 for unknown dimensions; ``shape`` when the file stores none."""
+        sig = self._load().ints(_T_SHAPE_SIGNATURE, "i32", "shape_signature")
+        return self._shape if sig is None else sig
+
+    @property
+    def has_rank(self) -> bool:
+        return bool(self._load().scalar(_T_HAS_RANK, "bool", 0, "has_rank"))
+
+    @property
+    def is_variable(self) -> bool:
+        return bool(self._load().scalar(_T_IS_VARIABLE, "bool", 0, "is_variable"))
+
+    @property
+    def external_buffer(self) -> int:
+        """Id of the ExternalBuffer holding the values; 0 when ``buffer`` is used."""
+        return self._load().scalar(_T_EXTERNAL, "u32", 0, "external_buffer")
+
+    @property
+    def is_sparse(self) -> bool:
+        return self._load().has(_T_SPARSITY)
+
+    @property
+    def sparsity(self):
+        """The SparsityParameters (see :mod:`tflite_weights.sparsity`), or None."""
+        t = self._load().table(_T_SPARSITY, "sparsity")
+        if t is None:
+            return None
+        from .sparsity import read_sparsity
+        return read_sparsity(t)
+
+    def sparse_values(self) -> np.ndarray:
+        """The values a sparse tensor stores, in traversal order (1-D, as stored)."""
+        info = self._value_type()
+        r = self._data_range()
+        if r is None:
+            raise NoDataError(f"{self._where} ({self.name!r}) has no stored data")
+        fb, start, length = r
+        if info.layout == "fixed":
+            return fb.array(start, info.dtype, length // info.itemsize, self._where)
+        if info.layout == "packed":
+            count = length * 8 // info.bits
+            values = unpack_bits(fb.array(start, np.uint8, length, self._where), count,
+                                 info.bits, info.signed)
+            values.flags.writeable = False
+            return values
+        raise UnsupportedError(f"{self._where} ({self.name!r}): a sparse {info.name} tensor "
+                               f"cannot be densified")
+
+    # -- quantization -------------------------------------------------------------
+    @property
+    def quantization(self) -> "Quantization | None":
+        """The stored quantization parameters, or None when the tensor has no scale
+        and no quantization details."""
+        if not self._quant_read:
+            self._quant = self._read_quantization()
+            self._quant_read = True
+        return self._quant
+
+    def _read_quantization(self) -> "Quantization | None":
+        t = self._load()
+        q = t.table(_T_QUANT, "quantization")
+        if q is None:
+            return None
+        scale = q.array(_Q_SCALE, "f32", "scale")
+        code, details = q.union(_Q_DETAILS - 1, _Q_DETAILS, "details")
+        if scale.size == 0 and code == 0:
+            return None
+        dname = _DETAILS[code] if code < len(_DETAILS) else f"<{code}>"
+        custom = blockwise = multi_axis = None
+        if details is not None:
+            if dname == "CustomQuantization":
+                custom = details.string_bytes(_CQ_CUSTOM, "custom") or b""
+            elif dname == "BlockwiseQuantization":
+                blockwise = BlockwiseDetails(
+                    details.scalar(_BW_SCALES, "i32", 0, "scales"),
+                    details.scalar(_BW_ZERO_POINTS, "i32", 0, "zero_points"),
+                    details.scalar(_BW_BLOCK_SIZE, "i32", 0, "block_size"),
+                    details.ints(_BW_BLOCK_SHAPE, "i32", "block_shape") or ())
+            elif dname == "MultiAxisQuantization":
+                multi_axis = MultiAxisDetails(
+                    details.scalar(_MA_SCALES, "i32", 0, "scales"),
+                    details.scalar(_MA_ZERO_POINTS, "i32", 0, "zero_points"),
+                    details.scalar(_MA_BLOCK_SIZE, "i32", 0, "block_size"),
+                    details.ints(_MA_DIMS, "i32", "quantized_dimensions") or ())
+        return Quantization(
+            scale=scale,
+            zero_point=q.array(_Q_ZERO_POINT, "i64", "zero_point"),
+            quantized_dimension=q.scalar(_Q_DIM, "i32", 0, "quantized_dimension"),
+            min=q.array(_Q_MIN, "f32", "min"),
+            max=q.array(_Q_MAX, "f32", "max"),
+            details_type=dname,
+            custom=custom,
+            blockwise=blockwise,
+            multi_axis=multi_axis,
+        )
+
+    # -- data ---------------------------------------------------------------------------
+    def _data_range(self) -> "tuple[FlatBuffer, int, int] | None":
+        """``(flatbuffer window, start, length)`` of the stored bytes, or None."""
+        self._load()
+        buf = self._buffer
+        if buf == 0:
+            return None
+        b = self._model.buffer(buf)
+        if b.location is None:
+            return None
+        return self._model._fb, b.file_offset, b.size
+
+    @property
+    def has_data(self) -> bool:
+        """True when the file stores values for this tensor (a constant)."""
+        r = self._data_range()
+        return r is not None and (r[2] > 0 or self.size == 0)
+
+    @property
+    def data_offset(self) -> "int | None":
+        """Byte offset of the stored values from the start of the file (None without data)."""
+        r = self._data_range()
+        return None if r is None else r[1]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the stored values take in the file (packed for sub-byte types); 0 without data."""
+        r = self._data_range()
+        if r is None:
+            return 0
+        info = TYPES.get(self._type)
+        if info is None or info.layout in ("string", "none") or self.is_sparse:
+            return r[2]
+        return min(r[2], -(-self.size * info.bits // 8))
+
+    def raw(self) -> np.ndarray:
+        """The stored bytes of this tensor's buffer as a read-only uint8 view (packed
+        as stored: sub-byte values are not unpacked, sparse values not densified)."""
+        r = self._data_range()
+        if r is None:
+            raise NoDataError(f"{self._where} ({self.name!r}) has no stored data")
+        fb, start, length = r
+        return fb.array(start, np.uint8, length, self._where)
+
+    def _value_type(self) -> TypeInfo:
+        info = TYPES.get(self.type_code)
+        if info is None:
+            raise UnsupportedError(
+                f"{self._where} ({self.name!r}) has tensor type code {self._type}, unknown "
+                f"to the schema")
+        if info.layout == "none":
+            raise UnsupportedError(
+                f"{self._where} ({self.name!r}) is a {info.name} tensor, which has no values")
+        return info
+
+    def numpy(self) -> np.ndarray:
+        """The tensor's values, read-only, of shape ``shape`` and dtype ``dtype``.
+
+        Fixed-width types are zero-copy views over the file.  INT4/UINT4/INT2
+        are unpacked to one int8/uint8 element per value, STRING gives an object
+        array of ``bytes``.  Raises :class:`NoDataError` for tensors without
+        stored values and :class:`UnsupportedError` for RESOURCE/VARIANT.
+        """
+        info = self._value_type()
+        if self.is_sparse:
+            from .sparsity import densify_tensor
+            return densify_tensor(self)
+        r = self._data_range()
+        shape = self.shape
+        count = self.size
+        if any(d < 0 for d in shape):
+            raise InvalidModelError(f"{self._where} ({self.name!r}) has a negative dimension in "
+                                    f"its shape {list(shape)}")
+        if r is None or (r[2] == 0 and count > 0):
+            raise NoDataError(
+                f"{self._where} ({self.name!r}) has no stored data (buffer {self._buffer})")
+        fb, start, length = r
+        if info.layout == "fixed":
+            need = count * info.itemsize
+            if need > length:
+                raise InvalidModelError(
+                    f"{self._where} ({self.name!r}): {info.name} shape {list(shape)} needs "
+                    f"{need} bytes, buffer {self._buffer} holds {length}")
+            return fb.array(start, info.dtype, count, self._where).reshape(shape)
+        if info.layout == "packed":
+            need = -(-count * info.bits // 8)
+            if need > length:
+                raise InvalidModelError(
+                    f"{self._where} ({self.name!r}): {count} {info.name} values need {need} "
+                    f"bytes, buffer {self._buffer} holds {length}")
+            values = unpack_bits(fb.array(start, np.uint8, need, self._where), count,
+                                 info.bits, info.signed).reshape(shape)
+            values.flags.writeable = False
+            return values
+        # STRING
+        return _decode_strings(fb.array(start, np.uint8, length, self._where), shape, count,
+                               f"{self._where} ({self.name!r})")
+
+    def dequantize(self) -> np.ndarray:
+        """Real values as float32: ``scale * (q - zero_point)``, per tensor or per
+        channel along ``quantized_dimension``; FLOAT16, BFLOAT16 and FLOAT8 are
+        widened to float32, FLOAT32 returned as stored (FLOAT64 stays float64).
+
+        Raises :class:`QuantizationError` when an integer tensor has no
+        quantization or parameters that do not fit its shape.
+        """
+        info = TYPES.get(self.type_code)
+        q = self.quantization
+        if q is not None and q.details_type in ("BlockwiseQuantization", "MultiAxisQuantization"):
+            from .blockwise import dequantize_blockwise
+            return dequantize_blockwise(self)
+        if info is not None and info.name in ("FLOAT32", "FLOAT64"):
+            return self.numpy()
+        if info is not None and info.name in ("FLOAT16", "BFLOAT16", "FLOAT8_E4M3FN",
+                                              "FLOAT8_E5M2"):
+            out = self.numpy().astype(np.float32)
+            out.flags.writeable = False
+            return out
+        if info is None or info.name in ("STRING", "BOOL", "COMPLEX64", "COMPLEX128",
+                                         "RESOURCE", "VARIANT"):
+            raise QuantizationError(f"{self._where} ({self.name!r}) is a {self.type} tensor; "
+                                    f"only integer and float tensors dequantize")
+        if q is None or q.scale.size == 0:
+            raise QuantizationError(
+                f"{self._where} ({self.name!r}) is a {info.name} tensor without quantization "
+                f"parameters")
+        out = dequantize_affine(self.numpy(), q.scale, q.zero_point, q.quantized_dimension,
+                                f"{self._where} ({self.name!r})")
+        out.flags.writeable = False
+        return out
+
+    # -- presentation -------------------------------------------------------------
+    def __repr__(self) -> str:
+        try:
+            q = self.quantization
+            qs = f" {q.summary()}" if q is not None else ""
+            return (f"<Tensor {self.subgraph}:{self.index} {self.name!r} {self.type} "
+                    f"{list(self.shape)}{qs}>")
+        except Exception as e:  # a damaged tensor still prints
+            return f"<Tensor {self.subgraph}:{self.index} (unreadable: {e})>"
+
+
+def _decode_strings(raw: np.ndarray, shape, count: int, where: str) -> np.ndarray:
+    """TFLite's string buffer: int32 n, int32 offsets[n + 1] (from the buffer's start),
+    then the bytes; string i is ``raw[offsets[i]:offsets[i + 1]]``."""
+    size = raw.size
+    if size < 4:
+        raise InvalidModelError(f"{where}: a string buffer needs at least 4 bytes, it has {size}")
+    n = int(raw[:4].view("<i4")[0])
+    header = 4 * (n + 2)
+    if n < 0 or header > size:
+        raise InvalidModelError(
+            f"{where}: string buffer declares {n} strings, whose header needs {max(header, 4)} "
+            f"bytes, but the buffer has {size}")
+    if n != count:
+        raise InvalidModelError(
+            f"{where}: string buffer holds {n} strings, the shape {list(shape)} needs {count}")
+    offsets = raw[4:header].view("<i4")
+    if n and (offsets[0] < header or offsets[-1] > size or np.any(np.diff(offsets) < 0)):
+        raise InvalidModelError(
+            f"{where}: string offsets {offsets[:8].tolist()}... must rise from {header} "
+            f"to at most the buffer size {size}")
+    out = np.empty(n, dtype=object)
+    data = raw.tobytes() if n else b""
+    for i in range(n):
+        out[i] = data[offsets[i]:offsets[i + 1]]
+    out = out.reshape(shape)
+    out.flags.writeable = False
+    return out
