@@ -3,7 +3,7 @@
 
 Usage::
 
-    python scripts/interpreter_dump.py MODEL OUT_JSON OUT_NPZ
+    python scripts/interpreter_dump.py MODEL OUT_JSON OUT_NPZ [--crashed SG:INDEX:RC ...]
 
 The script is standalone on purpose: it imports only the standard library,
 numpy and the interpreter (``ai_edge_litert``, or ``tensorflow`` as a
@@ -25,8 +25,9 @@ OUT_JSON
     details made JSON-safe (float32 values are written as the exact double of
     the float32, so ``np.float32(x)`` gives back the same bits) plus:
 
-    ``value``          "ok", "null" (the interpreter has no data for it) or
-                       "error" (``get_tensor()`` raised), with ``value_error``.
+    ``value``          "ok", "null" (the interpreter has no data for it),
+                       "error" (``get_tensor()`` raised) or "crashed" (not
+                       read, see below), with ``value_error``.
     ``data_source``    "model_file" when the interpreter reads the tensor's
                        bytes straight from the mapped model file (a constant),
                        "runtime" when the bytes live in interpreter-owned
@@ -50,7 +51,12 @@ OUT_NPZ
 
 The script exits 0 once both files are written.  The interpreter can crash
 the process on some valid models; callers should run this in a subprocess
-and treat a negative return code as a crash.
+and treat a negative return code as a crash.  While it runs, the script
+keeps the step in progress in ``OUT_JSON.progress`` ("load",
+"allocate_tensors", "tensor SG INDEX", ...; removed on success).  When a
+crash happened in ``get_tensor()``, the caller can run the script again
+with ``--crashed SG:INDEX:RC`` to skip that tensor: it is then recorded with
+value "crashed" and listed in the top-level ``crashed_reads``.
 """
 
 import json
@@ -187,7 +193,26 @@ def _quant_params(qp):
     return out
 
 
-def _tensor_entry(interp, det, subgraph, mappings, arrays):
+class _Progress(object):
+    """Names the step in progress in a side file, so that the caller can tell
+    which call took the process down when the interpreter crashes."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __call__(self, step):
+        with open(self.path, "w") as f:
+            f.write(step + "\n")
+
+    def done(self):
+        try:
+            os.remove(self.path)
+        except OSError:
+            pass
+
+
+def _tensor_entry(interp, det, subgraph, mappings, arrays, progress,
+                  crashed):
     index = int(det["index"])
     scale, zero_point = det.get("quantization", (0.0, 0))
     entry = {
@@ -209,6 +234,13 @@ def _tensor_entry(interp, det, subgraph, mappings, arrays):
         "data_nbytes": None,
         "npz_key": None,
     }
+    if (subgraph, index) in crashed:
+        entry["value"] = "crashed"
+        entry["value_error"] = (
+            "not read: get_tensor() ended an earlier run of this script "
+            "with return code %d" % crashed[(subgraph, index)])
+        return entry
+    progress("tensor %d %d" % (subgraph, index))
     try:
         value = interp.get_tensor(index, subgraph)
     except TypeError:  # old signature without subgraph_index
@@ -309,7 +341,15 @@ def _write_json(path, obj):
     os.replace(tmp, path)
 
 
-def dump(model_path, out_json, out_npz):
+def dump(model_path, out_json, out_npz, crashed=None):
+    """Writes out_json and out_npz; returns the JSON object.
+
+    crashed: {(subgraph, tensor index): return code} of tensors whose
+    get_tensor() crashed the process in an earlier run; they are not read.
+    """
+    crashed = dict(crashed or {})
+    progress = _Progress(progress_path(out_json))
+    progress("import")
     Interpreter, OpResolverType, package, version = _load_interpreter_module()
     result = {
         "format": FORMAT_VERSION,
@@ -324,6 +364,7 @@ def dump(model_path, out_json, out_npz):
         "other_subgraphs": [],
     }
     arrays = {}
+    progress("load")
     try:
         interp = Interpreter(
             model_path=model_path,
@@ -333,7 +374,9 @@ def dump(model_path, out_json, out_npz):
         result.update(status="refused", error=str(e), error_stage="load")
         _write_json(out_json, result)
         write_npz(out_npz, arrays)
+        progress.done()
         return result
+    progress("allocate_tensors")
     try:
         interp.allocate_tensors()
     except Exception as e:  # noqa: BLE001
@@ -341,12 +384,14 @@ def dump(model_path, out_json, out_npz):
                       error_stage="allocate_tensors")
 
     mappings = _model_file_mappings(model_path)
+    progress("signatures")
     try:
         result["signatures"] = _jsonable(interp.get_signature_list())
     except Exception:
         result["signatures"] = {}
     result["signature_runners"] = _signature_runners(interp)
 
+    progress("tensor_details")
     try:
         n_sub = int(interp.num_subgraphs())
     except Exception:
@@ -364,24 +409,48 @@ def dump(model_path, out_json, out_npz):
                 result["other_subgraphs"].append(
                     {"subgraph": sg, "tensors": [], "error": str(e)})
                 continue
-        entries = [_tensor_entry(interp, d, sg, mappings, arrays)
+        entries = [_tensor_entry(interp, d, sg, mappings, arrays, progress,
+                                 crashed)
                    for d in details]
         if sg == 0:
             result["tensors"] = entries
         else:
             result["other_subgraphs"].append({"subgraph": sg,
                                               "tensors": entries})
+    progress("write")
+    if crashed:
+        result["crashed_reads"] = [
+            {"subgraph": sg, "index": i, "returncode": rc}
+            for (sg, i), rc in sorted(crashed.items())]
     _write_json(out_json, result)
     write_npz(out_npz, arrays)
+    progress.done()
     return result
 
 
+def progress_path(out_json):
+    """Side file naming the step in progress (removed on success)."""
+    return out_json + ".progress"
+
+
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 3:
-        sys.stderr.write(__doc__.split("\n\n")[1] + "\n")
-        return 2
-    dump(*argv)
+    import argparse
+    ap = argparse.ArgumentParser(
+        description="Record what the LiteRT interpreter reports about a "
+        ".tflite file (see the module docstring).")
+    ap.add_argument("model")
+    ap.add_argument("out_json")
+    ap.add_argument("out_npz")
+    ap.add_argument(
+        "--crashed", action="append", default=[], metavar="SG:INDEX:RC",
+        help="do not call get_tensor() on this tensor, whose read crashed "
+        "an earlier run with return code RC; record it as 'crashed'")
+    args = ap.parse_args(argv)
+    crashed = {}
+    for spec in args.crashed:
+        sg, idx, rc = (int(v) for v in spec.split(":"))
+        crashed[(sg, idx)] = rc
+    dump(args.model, args.out_json, args.out_npz, crashed)
     return 0
 
 

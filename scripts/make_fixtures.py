@@ -73,7 +73,7 @@ if __name__ == "__main__":
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, SCRIPTS_DIR)
-from interpreter_dump import write_npz  # noqa: E402  (stdlib + numpy only)
+from interpreter_dump import progress_path, write_npz  # noqa: E402,E501  (stdlib + numpy only)
 
 tf = None
 keras = None
@@ -618,21 +618,44 @@ def describe_model(data):
 # Goldens
 
 
-def run_dump(model_path, json_path, npz_path, timeout=600):
+def run_dump(model_path, json_path, npz_path, timeout=600, max_retries=50):
+    """Runs interpreter_dump.py in a subprocess; returns (status, returncode).
+
+    A crash inside get_tensor() is retried with that tensor skipped, so the
+    golden still holds everything else; any other crash is recorded as
+    status "crashed" with the return code and the step it happened in.
+    """
     env = dict(os.environ)
     env.update(_ENV)
-    proc = subprocess.run(
-        [sys.executable, DUMP_SCRIPT, model_path, json_path, npz_path],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-        timeout=timeout)
-    rc = proc.returncode
-    if rc == 0 and os.path.exists(json_path):
-        with open(json_path) as f:
-            return json.load(f)["status"], rc
+    progress = progress_path(json_path)
+    crashed = []
+    for _ in range(max_retries):
+        if os.path.exists(progress):
+            os.remove(progress)
+        cmd = [sys.executable, DUMP_SCRIPT, model_path, json_path, npz_path]
+        for spec in crashed:
+            cmd += ["--crashed", spec]
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, env=env,
+                              timeout=timeout)
+        rc = proc.returncode
+        if rc == 0 and os.path.exists(json_path):
+            with open(json_path) as f:
+                return json.load(f)["status"], rc
+        step = None
+        if os.path.exists(progress):
+            with open(progress) as f:
+                step = f.read().strip()
+            os.remove(progress)
+        if rc < 0 and step and step.startswith("tensor "):
+            _, sg, idx = step.split()
+            crashed.append("%s:%s:%d" % (sg, idx, rc))
+            continue
+        break
     status = "crashed" if rc < 0 else "dump_failed"
     result = {"format": 1, "status": status, "returncode": rc,
               "signal": (signal.Signals(-rc).name if rc < 0 else None),
-              "error": None}
+              "step": step, "error": None}
     if rc > 0:
         lines = proc.stderr.decode(errors="replace").strip().splitlines()
         result["error"] = lines[-1] if lines else None

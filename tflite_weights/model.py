@@ -644,6 +644,19 @@ class Tensor:
         raise UnsupportedError(f"{self._where} ({self.name!r}): a sparse {info.name} tensor "
                                f"cannot be densified")
 
+    # -- graph --------------------------------------------------------------------------
+    @property
+    def producers(self):
+        """Operators of this tensor's subgraph that output it."""
+        from .operators import producers_of
+        return producers_of(self)
+
+    @property
+    def consumers(self):
+        """Operators of this tensor's subgraph that take it as an input."""
+        from .operators import consumers_of
+        return consumers_of(self)
+
     # -- quantization -------------------------------------------------------------
     @property
     def quantization(self) -> "Quantization | None":
@@ -695,7 +708,11 @@ class Tensor:
     # -- data ---------------------------------------------------------------------------
     def _data_range(self) -> "tuple[FlatBuffer, int, int] | None":
         """``(flatbuffer window, start, length)`` of the stored bytes, or None."""
-        self._load()
+        t = self._load()
+        ext = t.scalar(_T_EXTERNAL, "u32", 0, "external_buffer")
+        if ext:
+            from .external import external_range
+            return external_range(self._model, ext, self)
         buf = self._buffer
         if buf == 0:
             return None

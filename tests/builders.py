@@ -1,0 +1,243 @@
+"""Build synthetic .tflite models for tests with the schema's own generated code.
+
+The writer is the object API of ``ai_edge_litert.schema_py_generated`` (the
+newest generated bindings, which know INT2, UINT4, FLOAT8, blockwise and
+multi-axis quantization and external buffers) and the ``flatbuffers``
+builder: an implementation independent of the reader under test.
+
+    b = ModelBuilder()
+    sg = b.subgraph("main")
+    w = sg.tensor("w", "INT8", [2, 3], data=np.arange(6, dtype=np.int8),
+                  quant=dict(scale=[0.5, 0.25], zero_point=[0, 0], quantized_dimension=0))
+    data = b.finish()
+"""
+
+from __future__ import annotations
+
+import struct
+
+import flatbuffers
+import numpy as np
+import pytest
+
+S = pytest.importorskip("ai_edge_litert.schema_py_generated")
+
+TYPE_CODES = {k: v for k, v in vars(S.TensorType).items() if not k.startswith("_")}
+OP_CODES = {k: v for k, v in vars(S.BuiltinOperator).items() if not k.startswith("_")}
+
+_PLACEHOLDER = 0x7EADBEEF00000000
+
+
+def _type(t) -> int:
+    return TYPE_CODES[t] if isinstance(t, str) else int(t)
+
+
+def _quant(q: dict | None):
+    if q is None:
+        return None
+    p = S.QuantizationParametersT()
+    if "scale" in q:
+        p.scale = [float(x) for x in q["scale"]]
+    if "zero_point" in q:
+        p.zeroPoint = [int(x) for x in q["zero_point"]]
+    if "min" in q:
+        p.min = [float(x) for x in q["min"]]
+    if "max" in q:
+        p.max = [float(x) for x in q["max"]]
+    p.quantizedDimension = int(q.get("quantized_dimension", 0))
+    if "blockwise" in q:
+        bw = q["blockwise"]
+        d = S.BlockwiseQuantizationT()
+        d.scales = bw["scales"]
+        d.zeroPoints = bw.get("zero_points", -1)
+        d.blockSize = bw["block_size"]
+        p.detailsType = S.QuantizationDetails.BlockwiseQuantization
+        p.details = d
+    elif "multi_axis" in q:
+        ma = q["multi_axis"]
+        d = S.MultiAxisQuantizationT()
+        d.scales = ma["scales"]
+        d.zeroPoints = ma.get("zero_points", -1)
+        d.blockSize = ma.get("block_size", 0)
+        d.quantizedDimensions = list(ma["quantized_dimensions"])
+        p.detailsType = S.QuantizationDetails.MultiAxisQuantization
+        p.details = d
+    elif "custom" in q:
+        d = S.CustomQuantizationT()
+        d.custom = list(q["custom"])
+        p.detailsType = S.QuantizationDetails.CustomQuantization
+        p.details = d
+    return p
+
+
+def _sparsity(sp: dict | None):
+    """``dict(traversal_order, block_map, dim_metadata=[("DENSE", n) |
+    ("CSR", segments, indices, kind)])`` with kind "i32" | "u16" | "u8"."""
+    if sp is None:
+        return None
+    p = S.SparsityParametersT()
+    p.traversalOrder = list(sp["traversal_order"])
+    if sp.get("block_map") is not None:
+        p.blockMap = list(sp["block_map"])
+    dims = []
+    for dm in sp["dim_metadata"]:
+        d = S.DimensionMetadataT()
+        if dm[0] == "DENSE":
+            d.format = S.DimensionType.DENSE
+            d.denseSize = dm[1]
+        else:
+            d.format = S.DimensionType.SPARSE_CSR
+            kind = dm[3] if len(dm) > 3 else "i32"
+            cls, code = {"i32": (S.Int32VectorT, S.SparseIndexVector.Int32Vector),
+                         "u16": (S.Uint16VectorT, S.SparseIndexVector.Uint16Vector),
+                         "u8": (S.Uint8VectorT, S.SparseIndexVector.Uint8Vector)}[kind]
+            seg, ind = cls(), cls()
+            seg.values, ind.values = list(dm[1]), list(dm[2])
+            d.arraySegmentsType = d.arrayIndicesType = code
+            d.arraySegments, d.arrayIndices = seg, ind
+        dims.append(d)
+    p.dimMetadata = dims
+    return p
+
+
+class SubgraphBuilder:
+    def __init__(self, model: "ModelBuilder", name: str):
+        self.model = model
+        self.sg = S.SubGraphT()
+        self.sg.name = name
+        self.sg.tensors = []
+        self.sg.operators = []
+        self.sg.inputs = []
+        self.sg.outputs = []
+
+    def tensor(self, name, type, shape, data=None, *, buffer=None, quant=None,
+               shape_signature=None, is_variable=False, sparsity=None, has_rank=True,
+               external_buffer=0, offset=False) -> int:
+        """Add a tensor; ``data`` (ndarray or bytes) gets its own buffer unless
+        ``buffer`` names one.  Returns the tensor's index."""
+        t = S.TensorT()
+        t.name = name
+        t.type = _type(type)
+        t.shape = list(shape)
+        if shape_signature is not None:
+            t.shapeSignature = list(shape_signature)
+        t.isVariable = is_variable
+        t.hasRank = has_rank
+        t.quantization = _quant(quant)
+        t.sparsity = _sparsity(sparsity)
+        t.externalBuffer = external_buffer
+        if buffer is None:
+            buffer = self.model.buffer(data, offset=offset) if data is not None else \
+                self.model.buffer(None)
+        t.buffer = buffer
+        self.sg.tensors.append(t)
+        return len(self.sg.tensors) - 1
+
+    def op(self, opcode, inputs, outputs, *, options=None, options_type=None, version=1,
+           custom_code=None, custom_options=None) -> int:
+        o = S.OperatorT()
+        o.opcodeIndex = self.model.opcode(opcode, version, custom_code)
+        o.inputs = list(inputs)
+        o.outputs = list(outputs)
+        if options is not None:
+            o.builtinOptionsType = options_type
+            o.builtinOptions = options
+        if custom_options is not None:
+            o.customOptions = list(custom_options)
+        self.sg.operators.append(o)
+        return len(self.sg.operators) - 1
+
+
+class ModelBuilder:
+    def __init__(self, description: str | None = "synthetic"):
+        self.m = S.ModelT()
+        self.m.version = 3
+        self.m.description = description
+        self.m.buffers = [S.BufferT()]  # the empty sentinel
+        self.m.subgraphs = []
+        self.m.operatorCodes = []
+        self.m.metadata = []
+        self.m.signatureDefs = []
+        self._offset_data: dict[int, bytes] = {}
+
+    def subgraph(self, name: str = "main") -> SubgraphBuilder:
+        sb = SubgraphBuilder(self, name)
+        self.m.subgraphs.append(sb.sg)
+        return sb
+
+    def buffer(self, data, *, offset: bool = False) -> int:
+        """A new buffer; ``data`` None gives an empty one.  ``offset=True`` stores
+        the bytes after the flatbuffer (Buffer.offset/size) instead of inline."""
+        b = S.BufferT()
+        index = len(self.m.buffers)
+        if data is not None:
+            raw = data.tobytes() if isinstance(data, np.ndarray) else bytes(data)
+            if offset:
+                b.offset = _PLACEHOLDER + 2 * index
+                b.size = _PLACEHOLDER + 2 * index + 1
+                self._offset_data[index] = raw
+            else:
+                b.data = np.frombuffer(raw, np.uint8) if raw else []
+        self.m.buffers.append(b)
+        return index
+
+    def opcode(self, name, version=1, custom_code=None) -> int:
+        code = OP_CODES[name] if isinstance(name, str) else int(name)
+        for i, oc in enumerate(self.m.operatorCodes):
+            if oc.builtinCode == code and oc.version == version and oc.customCode == custom_code:
+                return i
+        oc = S.OperatorCodeT()
+        oc.builtinCode = code
+        oc.deprecatedBuiltinCode = min(code, 127)
+        oc.version = version
+        oc.customCode = custom_code
+        self.m.operatorCodes.append(oc)
+        return len(self.m.operatorCodes) - 1
+
+    def add_metadata(self, name: str, data: bytes) -> None:
+        md = S.MetadataT()
+        md.name = name
+        md.buffer = self.buffer(data)
+        self.m.metadata.append(md)
+
+    def signature(self, key: str, subgraph: int, inputs: dict, outputs: dict) -> None:
+        sd = S.SignatureDefT()
+        sd.signatureKey = key
+        sd.subgraphIndex = subgraph
+
+        def maps(d):
+            out = []
+            for name, idx in d.items():
+                tm = S.TensorMapT()
+                tm.name, tm.tensorIndex = name, idx
+                out.append(tm)
+            return out
+        sd.inputs, sd.outputs = maps(inputs), maps(outputs)
+        self.m.signatureDefs.append(sd)
+
+    def finish(self, *, trailing: bytes = b"", identifier: bytes = b"TFL3",
+               align: int = 16) -> bytes:
+        """Serialise.  Offset buffers are appended after the flatbuffer, each
+        ``align``-aligned, and their placeholders patched with the real offsets."""
+        builder = flatbuffers.Builder(1024)
+        builder.Finish(self.m.Pack(builder), file_identifier=identifier)
+        out = bytearray(builder.Output())
+        for index, raw in self._offset_data.items():
+            out += b"\0" * ((-len(out)) % align or (align if align > 1 else 0))
+            pos = len(out)
+            out += raw
+            for value, real in ((_PLACEHOLDER + 2 * index, pos),
+                                (_PLACEHOLDER + 2 * index + 1, len(raw))):
+                needle = struct.pack("<Q", value)
+                at = out.find(needle)
+                assert at >= 0 and out.find(needle, at + 1) < 0
+                out[at:at + 8] = struct.pack("<Q", real)
+        return bytes(out) + trailing
+
+
+def single_tensor_model(type, shape, data, **kw) -> bytes:
+    """A model with one constant tensor named "t"."""
+    b = ModelBuilder()
+    sg = b.subgraph()
+    sg.tensor("t", type, shape, data, **kw)
+    return b.finish()
