@@ -30,6 +30,7 @@ __all__ = [
     "BUILTIN_OPERATORS",
     "slots",
     "enum_name",
+    "parse_tables",
 ]
 
 # -- enums -------------------------------------------------------------------
@@ -420,7 +421,12 @@ class TableDef:
         return self.field(name).slot
 
 
-def _parse(text: str) -> dict[str, TableDef]:
+def parse_tables(text: str, unions: "dict[str, tuple[str, ...]] | None" = None
+                 ) -> dict[str, TableDef]:
+    """Parse table lines in the notation above (used for this schema and for the
+    other flatbuffers found inside models: conversion, support and compression
+    metadata)."""
+    unions = UNIONS if unions is None else {**UNIONS, **unions}
     lines: list[str] = []
     for raw in text.strip().splitlines():
         if not raw.strip():
@@ -451,7 +457,7 @@ def _parse(text: str) -> dict[str, TableDef]:
                     default = 0
             elif base == "str":
                 kind = "vector_string" if vector else "string"
-            elif base in UNIONS:
+            elif base in unions:
                 assert not vector, spec
                 kind = "union"
                 slot += 1  # the type byte takes the slot before the value
@@ -464,13 +470,13 @@ def _parse(text: str) -> dict[str, TableDef]:
         for f in t.fields:
             if f.kind in ("table", "vector_table"):
                 assert f.elem in tables, (t.name, f.name)
-    for members in UNIONS.values():
-        for m in members:
-            assert m in tables, m
     return tables
 
 
-TABLES: dict[str, TableDef] = _parse(_SCHEMA)
+TABLES: dict[str, TableDef] = parse_tables(_SCHEMA)
+for _members in UNIONS.values():
+    for _m in _members:
+        assert _m in TABLES, _m
 
 
 def slots(table: str, *names: str) -> tuple[int, ...]:
