@@ -241,3 +241,48 @@ def single_tensor_model(type, shape, data, **kw) -> bytes:
     sg = b.subgraph()
     sg.tensor("t", type, shape, data, **kw)
     return b.finish()
+
+
+# -- running the LiteRT interpreter out of process --------------------------------------
+
+
+_RUNNER = r"""
+import sys, numpy as np
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
+data = open(sys.argv[1], "rb").read()
+inputs = np.load(sys.argv[2], allow_pickle=False)
+it = Interpreter(model_content=data, experimental_op_resolver_type=getattr(
+    OpResolverType, sys.argv[4]))
+it.allocate_tensors()
+for i, d in enumerate(it.get_input_details()):
+    it.set_tensor(d["index"], inputs[f"in{i}"])
+it.invoke()
+np.savez(sys.argv[3], **{f"out{i}": it.get_tensor(d["index"])
+                         for i, d in enumerate(it.get_output_details())})
+"""
+
+
+def run_interpreter(model: bytes, inputs=(), *, resolver: str = "BUILTIN_WITHOUT_DEFAULT_DELEGATES",
+                    timeout: float = 120) -> "list[np.ndarray]":
+    """Run ``model`` once in ai-edge-litert's interpreter, in a subprocess (the
+    interpreter aborts the process on some models), and return its outputs.
+
+    Skips the calling test when the interpreter is not installed; raises
+    RuntimeError with the child's stderr when it fails or crashes.
+    """
+    import os
+    import subprocess
+    import sys
+    import tempfile
+    pytest.importorskip("ai_edge_litert.interpreter")
+    with tempfile.TemporaryDirectory() as d:
+        mpath, ipath, opath = (os.path.join(d, n) for n in ("m.tflite", "in.npz", "out.npz"))
+        with open(mpath, "wb") as f:
+            f.write(model)
+        np.savez(ipath, **{f"in{i}": np.asarray(x) for i, x in enumerate(inputs)})
+        p = subprocess.run([sys.executable, "-c", _RUNNER, mpath, ipath, opath, resolver],
+                           capture_output=True, text=True, timeout=timeout)
+        if p.returncode != 0:
+            raise RuntimeError(f"interpreter failed ({p.returncode}): {p.stderr[-2000:]}")
+        with np.load(opath) as z:
+            return [z[f"out{i}"] for i in range(len(z.files))]
