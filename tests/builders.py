@@ -243,6 +243,159 @@ def single_tensor_model(type, shape, data, **kw) -> bytes:
     return b.finish()
 
 
+# -- operator codes written by hand ------------------------------------------------------
+
+
+def add_opcode(builder: ModelBuilder, builtin_code: int, deprecated_builtin_code: int,
+               version: int = 1, custom_code: str | None = None) -> int:
+    """Append an OperatorCode with both code fields as given (e.g. a file from before
+    ``builtin_code`` existed: ``builtin_code=0``); returns its index."""
+    oc = S.OperatorCodeT()
+    oc.builtinCode = builtin_code
+    oc.deprecatedBuiltinCode = deprecated_builtin_code
+    oc.version = version
+    oc.customCode = custom_code
+    builder.m.operatorCodes.append(oc)
+    return len(builder.m.operatorCodes) - 1
+
+
+# -- nested flatbuffers of the metadata entries, built with flatbuffers.Builder -----------
+# (the generated bindings of ai-edge-litert have neither conversion_metadata.fbs nor
+# TFLite Support's metadata_schema.fbs; slots follow those schema files)
+
+
+def _uint_vector(b, values, prepend, size=4):
+    b.StartVector(size, len(values), size)
+    for v in reversed(values):
+        prepend(v)
+    return b.EndVector()
+
+
+def _offset_vector(b, offsets):
+    b.StartVector(4, len(offsets), 4)
+    for o in reversed(offsets):
+        b.PrependUOffsetTRelative(o)
+    return b.EndVector()
+
+
+def conversion_metadata_bytes(*, tensorflow_version="2.21.0", api_version=2, model_type=2,
+                              model_hash=0, modes=(), allow_custom_ops=False,
+                              enable_select_tf_ops=False, force_select_tf_ops=False,
+                              sparsity_block_sizes=None, environment=True,
+                              options=True) -> bytes:
+    """A ``ConversionMetadata`` flatbuffer (tflite/converter/schema/conversion_metadata.fbs):
+    Environment{tensorflow_version, api_version, model_type, model_hash},
+    ConversionOptions{model_optimization_modes, allow_custom_ops, enable_select_tf_ops,
+    force_select_tf_ops, sparsity_block_sizes:[SparsityBlockSize{values:[uint]}]}."""
+    b = flatbuffers.Builder(0)
+    env = opts = None
+    if environment:
+        tfv = b.CreateString(tensorflow_version) if tensorflow_version is not None else None
+        b.StartObject(4)
+        if tfv is not None:
+            b.PrependUOffsetTRelativeSlot(0, tfv, 0)
+        b.PrependUint32Slot(1, api_version, 0)
+        b.PrependInt32Slot(2, model_type, 0)
+        b.PrependUint64Slot(3, model_hash, 0)
+        env = b.EndObject()
+    if options:
+        sbs = None
+        if sparsity_block_sizes is not None:
+            tabs = []
+            for vals in sparsity_block_sizes:
+                vec = _uint_vector(b, list(vals), b.PrependUint32)
+                b.StartObject(1)
+                b.PrependUOffsetTRelativeSlot(0, vec, 0)
+                tabs.append(b.EndObject())
+            sbs = _offset_vector(b, tabs)
+        mv = _uint_vector(b, list(modes), b.PrependInt32)
+        b.StartObject(5)
+        b.PrependUOffsetTRelativeSlot(0, mv, 0)
+        b.PrependBoolSlot(1, allow_custom_ops, False)
+        b.PrependBoolSlot(2, enable_select_tf_ops, False)
+        b.PrependBoolSlot(3, force_select_tf_ops, False)
+        if sbs is not None:
+            b.PrependUOffsetTRelativeSlot(4, sbs, 0)
+        opts = b.EndObject()
+    b.StartObject(2)
+    if env is not None:
+        b.PrependUOffsetTRelativeSlot(0, env, 0)
+    if opts is not None:
+        b.PrependUOffsetTRelativeSlot(1, opts, 0)
+    b.Finish(b.EndObject())
+    return bytes(b.Output())
+
+
+def _associated_file(b, name, description=None, type=0, locale=None):
+    n = b.CreateString(name)
+    d = b.CreateString(description) if description is not None else None
+    loc = b.CreateString(locale) if locale is not None else None
+    b.StartObject(4)
+    b.PrependUOffsetTRelativeSlot(0, n, 0)
+    if d is not None:
+        b.PrependUOffsetTRelativeSlot(1, d, 0)
+    b.PrependInt8Slot(2, type, 0)
+    if loc is not None:
+        b.PrependUOffsetTRelativeSlot(3, loc, 0)
+    return b.EndObject()
+
+
+def support_metadata_bytes(*, name=None, description=None, version=None, author=None,
+                           license=None, min_parser_version=None, files=(),
+                           subgraphs=(), identifier=b"M001") -> bytes:
+    """A TFLite Support ``ModelMetadata`` flatbuffer (tensorflow_lite_support/metadata/
+    metadata_schema.fbs).  ``files``: [(name, description, type)]; ``subgraphs``:
+    [dict(name=, inputs=[(tensor name, files)], outputs=[(tensor name, files)],
+    files=[...])]."""
+    b = flatbuffers.Builder(0)
+
+    def strings(**kw):
+        return {k: b.CreateString(v) for k, v in kw.items() if v is not None}
+
+    def file_vec(fs):
+        return _offset_vector(b, [_associated_file(b, *f) for f in fs])
+
+    def tensor_md(tname, fs):
+        fv = file_vec(fs) if fs else None
+        s = strings(name=tname)
+        b.StartObject(7)
+        if "name" in s:
+            b.PrependUOffsetTRelativeSlot(0, s["name"], 0)
+        if fv is not None:
+            b.PrependUOffsetTRelativeSlot(6, fv, 0)
+        return b.EndObject()
+
+    sg_tables = []
+    for sg in subgraphs:
+        ins = _offset_vector(b, [tensor_md(*t) for t in sg.get("inputs", ())])
+        outs = _offset_vector(b, [tensor_md(*t) for t in sg.get("outputs", ())])
+        fv = file_vec(sg["files"]) if sg.get("files") else None
+        s = strings(name=sg.get("name"))
+        b.StartObject(9)
+        if "name" in s:
+            b.PrependUOffsetTRelativeSlot(0, s["name"], 0)
+        b.PrependUOffsetTRelativeSlot(2, ins, 0)
+        b.PrependUOffsetTRelativeSlot(3, outs, 0)
+        if fv is not None:
+            b.PrependUOffsetTRelativeSlot(4, fv, 0)
+        sg_tables.append(b.EndObject())
+    sgv = _offset_vector(b, sg_tables) if sg_tables else None
+    fv = file_vec(files) if files else None
+    s = strings(name=name, description=description, version=version, author=author,
+                license=license, min_parser_version=min_parser_version)
+    b.StartObject(8)
+    for slot, key in ((0, "name"), (1, "description"), (2, "version"), (4, "author"),
+                      (5, "license"), (7, "min_parser_version")):
+        if key in s:
+            b.PrependUOffsetTRelativeSlot(slot, s[key], 0)
+    if sgv is not None:
+        b.PrependUOffsetTRelativeSlot(3, sgv, 0)
+    if fv is not None:
+        b.PrependUOffsetTRelativeSlot(6, fv, 0)
+    b.Finish(b.EndObject(), file_identifier=identifier)
+    return bytes(b.Output())
+
+
 # -- running the LiteRT interpreter out of process --------------------------------------
 
 

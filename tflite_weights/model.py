@@ -9,6 +9,7 @@ which must be decoded, are the exceptions and say so).
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import mmap
 import os
@@ -644,6 +645,20 @@ class Tensor:
         raise UnsupportedError(f"{self._where} ({self.name!r}): a sparse {info.name} tensor "
                                f"cannot be densified")
 
+    @property
+    def compression(self):
+        """The TFLite Micro LUT compression of this tensor
+        (:class:`~tflite_weights.compression.LutTensor`), or None.  ``numpy()``
+        returns decoded values for compressed tensors; ``raw()`` the stored indices."""
+        from .compression import lut_tensor
+        return lut_tensor(self)
+
+    def unshuffle(self, *, force: bool = False) -> np.ndarray:
+        """The ``[output, input]`` matrix of SHUFFLED4x16INT8 fully-connected weights,
+        sign bit restored (see :func:`tflite_weights.shuffled.unshuffle_fc_weights`)."""
+        from .shuffled import unshuffle_fc_weights
+        return unshuffle_fc_weights(self, force=force)
+
     # -- graph --------------------------------------------------------------------------
     @property
     def producers(self):
@@ -693,7 +708,7 @@ class Tensor:
                     details.scalar(_MA_ZERO_POINTS, "i32", 0, "zero_points"),
                     details.scalar(_MA_BLOCK_SIZE, "i32", 0, "block_size"),
                     details.ints(_MA_DIMS, "i32", "quantized_dimensions") or ())
-        return Quantization(
+        quant = Quantization(
             scale=scale,
             zero_point=q.array(_Q_ZERO_POINT, "i64", "zero_point"),
             quantized_dimension=q.scalar(_Q_DIM, "i32", 0, "quantized_dimension"),
@@ -703,7 +718,17 @@ class Tensor:
             custom=custom,
             blockwise=blockwise,
             multi_axis=multi_axis,
+            block_size=(blockwise.block_size if blockwise is not None else
+                        multi_axis.block_size if multi_axis is not None else 0),
         )
+        if blockwise is not None or multi_axis is not None:
+            # scales and zero points live in other tensors: resolve them now when
+            # possible (dequantize() raises the reason when they cannot be)
+            from .blockwise import resolved_fields
+            fields = resolved_fields(self, quant)
+            if fields:
+                quant = dataclasses.replace(quant, **fields)
+        return quant
 
     # -- data ---------------------------------------------------------------------------
     def _data_range(self) -> "tuple[FlatBuffer, int, int] | None":
@@ -773,6 +798,10 @@ class Tensor:
         stored values and :class:`UnsupportedError` for RESOURCE/VARIANT.
         """
         info = self._value_type()
+        from .compression import lut_tensor
+        if lut_tensor(self) is not None:
+            from .compression import decompress
+            return decompress(self)
         if self.is_sparse:
             from .sparsity import densify_tensor
             return densify_tensor(self)
@@ -783,6 +812,11 @@ class Tensor:
             raise InvalidModelError(f"{self._where} ({self.name!r}) has a negative dimension in "
                                     f"its shape {list(shape)}")
         if r is None or (r[2] == 0 and count > 0):
+            if self.is_variable:
+                raise NoDataError(
+                    f"{self._where} ({self.name!r}) is a variable tensor (is_variable): the "
+                    f"file stores no values for it by design; the runtime allocates it and "
+                    f"resets it to zeros")
             raise NoDataError(
                 f"{self._where} ({self.name!r}) has no stored data (buffer {self._buffer})")
         fb, start, length = r
@@ -799,8 +833,14 @@ class Tensor:
                 raise InvalidModelError(
                     f"{self._where} ({self.name!r}): {count} {info.name} values need {need} "
                     f"bytes, buffer {self._buffer} holds {length}")
-            values = unpack_bits(fb.array(start, np.uint8, need, self._where), count,
-                                 info.bits, info.signed).reshape(shape)
+            from .blockwise import uses_row_padding
+            if uses_row_padding(self, length):
+                from .blockwise import unpack_padded_rows
+                values = unpack_padded_rows(fb.array(start, np.uint8, length, self._where),
+                                            shape, info.signed)
+            else:
+                values = unpack_bits(fb.array(start, np.uint8, need, self._where), count,
+                                     info.bits, info.signed).reshape(shape)
             values.flags.writeable = False
             return values
         # STRING

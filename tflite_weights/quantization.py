@@ -11,11 +11,14 @@ exact.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 
 import numpy as np
 
 from .errors import QuantizationError
+
+_EMPTY_F32 = np.empty(0, np.float32)
+_EMPTY_F32.flags.writeable = False
 
 __all__ = [
     "Quantization",
@@ -60,17 +63,56 @@ class Quantization:
     names the QuantizationDetails union member ("NONE", "CustomQuantization",
     "BlockwiseQuantization", "MultiAxisQuantization"); ``custom``,
     ``blockwise`` and ``multi_axis`` hold its contents.
+
+    For BlockwiseQuantization and MultiAxisQuantization the scales live in
+    other tensors of the subgraph; ``scale`` and ``zero_point`` then stay the
+    stored (usually empty) vectors, and the resolved parameters are:
+
+    * ``block_shape``: the extent of one block along every axis of the tensor
+      (blockwise ``block_size`` b on a rank-2 tensor gives ``(1, b)``; a
+      multi-axis per-channel tensor has 1 on each quantized axis and the full
+      extent elsewhere);
+    * ``block_scale`` (float32) and ``block_zero_point`` (int64): one entry per
+      block, shaped like the block grid ``shape // block_shape`` (for a rank-2
+      blockwise tensor ``[rows, num_blocks]``, entry ``[r, b]`` being
+      ``scale_tensor[r * num_blocks + b]``);
+    * ``block_size``: the stored ``block_size`` (0 for other schemes).
+
+    ``block_scale`` is None when the scale tensor cannot be resolved;
+    :meth:`Tensor.dequantize` then raises the reason.  See
+    :mod:`tflite_weights.blockwise`.
     """
 
     scale: np.ndarray
     zero_point: np.ndarray
     quantized_dimension: int = 0
-    min: np.ndarray = field(default_factory=lambda: np.empty(0, np.float32))
-    max: np.ndarray = field(default_factory=lambda: np.empty(0, np.float32))
+    min: np.ndarray = field(default_factory=lambda: _EMPTY_F32)
+    max: np.ndarray = field(default_factory=lambda: _EMPTY_F32)
     details_type: str = "NONE"
     custom: bytes | None = None
     blockwise: BlockwiseDetails | None = None
     multi_axis: MultiAxisDetails | None = None
+    block_size: int = 0
+    block_shape: tuple[int, ...] = ()
+    block_scale: np.ndarray | None = None
+    block_zero_point: np.ndarray | None = None
+
+    @property
+    def is_blockwise(self) -> bool:
+        """True for BlockwiseQuantization and MultiAxisQuantization (scales in tensors)."""
+        return self.details_type in ("BlockwiseQuantization", "MultiAxisQuantization")
+
+    @classmethod
+    def _from_fields(cls, scale, zero_point, quantized_dimension):
+        """Plain affine parameters, built without the frozen-dataclass ``__init__``
+        (which costs several microseconds; models have thousands of tensors)."""
+        q = cls.__new__(cls)
+        d = q.__dict__
+        d.update(_DEFAULTS)
+        d["scale"] = scale
+        d["zero_point"] = zero_point
+        d["quantized_dimension"] = quantized_dimension
+        return q
 
     @property
     def is_per_channel(self) -> bool:
@@ -120,7 +162,14 @@ class Quantization:
                                "zero_points": self.multi_axis.zero_points,
                                "block_size": self.multi_axis.block_size,
                                "quantized_dimensions": list(self.multi_axis.quantized_dimensions)}
+        if self.block_shape:
+            d["block_shape"] = list(self.block_shape)
         return d
+
+
+#: values of the optional fields, for ``Quantization._from_fields``
+_DEFAULTS = {f.name: (f.default if f.default is not MISSING else f.default_factory())
+             for f in fields(Quantization) if f.name not in ("scale", "zero_point")}
 
 
 def check_affine(shape: tuple[int, ...], scale: np.ndarray, zero_point: np.ndarray,
