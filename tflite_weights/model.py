@@ -733,6 +733,7 @@ class Tensor:
     # -- data ---------------------------------------------------------------------------
     def _data_range(self) -> "tuple[FlatBuffer, int, int] | None":
         """``(flatbuffer window, start, length)`` of the stored bytes, or None."""
+        self._model._check_open()  # cached tables must not read a released mapping
         t = self._load()
         ext = t.scalar(_T_EXTERNAL, "u32", 0, "external_buffer")
         if ext:
