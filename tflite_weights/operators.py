@@ -88,13 +88,14 @@ class OperatorCode:
 
 
 class _Codes:
-    """The model's operator codes, each decoded when first used."""
+    """The model's operator codes, each decoded when first used.  Holds no
+    reference to the model (it is the value of a weak-keyed cache)."""
 
-    __slots__ = ("model", "vec", "cache")
+    __slots__ = ("label", "vec", "cache")
 
     def __init__(self, model):
         model._check_open()
-        self.model = model
+        self.label = _label(model)
         self.vec = model._root.tables(_M_OPCODES, "operator_codes") or ()
         self.cache: dict[int, OperatorCode] = {}
 
@@ -104,7 +105,7 @@ class _Codes:
             n = len(self.vec)
             if not 0 <= index < n:
                 raise InvalidModelError(
-                    f"{_label(self.model)}: {where}.opcode_index is {index}, but the model "
+                    f"{self.label}: {where}.opcode_index is {index}, but the model "
                     f"has {n} operator codes")
             oc = self.cache[index] = OperatorCode(index, self.vec[index])
         return oc
