@@ -14,6 +14,7 @@ import difflib
 import mmap
 import os
 import threading
+from itertools import repeat
 from typing import Iterator
 
 import numpy as np
@@ -62,6 +63,12 @@ _MA_SCALES, _MA_ZERO_POINTS, _MA_BLOCK_SIZE, _MA_DIMS = _schema.slots(
     "MultiAxisQuantization", "scales", "zero_points", "block_size", "quantized_dimensions")
 _CQ_CUSTOM = _schema.slots("CustomQuantization", "custom")[0]
 _DETAILS = ("NONE",) + _schema.UNIONS["QuantizationDetails"]
+_EMPTY_F32 = empty_array(np.float32)
+_TYPE_NAMES = {code: info.name for code, info in TYPES.items()}
+#: bytes per element of each fixed-width type code (0 for the others)
+_FIXED_ITEMSIZE = np.array([TYPES[c].itemsize if TYPES[c].layout == "fixed" else 0
+                            for c in sorted(TYPES)], dtype=np.int64)
+_DTYPES = {c: info.dtype for c, info in TYPES.items()}
 
 
 def open(source, *, external_data_dir: "str | os.PathLike | None" = None) -> "Model":
@@ -132,6 +139,8 @@ class Model:
         self._subgraphs: tuple[Subgraph, ...] | None = None
         self._buffers_vec = None
         self._buffer_cache: dict[int, Buffer] = {}
+        self._buffer_locs: list | None = None
+        self._compressed: bool | None = None  # has TFLite Micro COMPRESSION_METADATA
         self._metadata: dict[str, bytes] | None = None
         self._description: str | None = None
         self._description_read = False
@@ -224,6 +233,55 @@ class Model:
             vec = self._root.tables(_M_BUFFERS, "buffers")
             self._buffers_vec = vec if vec is not None else ()
         return self._buffers_vec
+
+    def _bulk(self):
+        from ._flatbuffer import Bulk
+        return Bulk(self._fb)
+
+    def _buffer_location(self, index: int) -> "tuple[int, int] | None":
+        """``(file offset, length)`` of a buffer's bytes, or None when it has none.
+
+        Every buffer is located with one vectorised pass the first time; a buffer
+        that fails a check there is read on its own, raising its precise error.
+        """
+        start, length, status = self._buffer_arrays()
+        if 0 <= index < status.size:
+            st = status[index]
+            if st == 1:
+                return int(start[index]), int(length[index])
+            if st == 0:
+                return None
+        b = self.buffer(index)
+        return None if b.location is None else (b.file_offset, b.size)
+
+    def _buffer_arrays(self) -> "tuple[np.ndarray, np.ndarray, np.ndarray]":
+        """Every buffer's ``(file offset, length, status)`` as arrays; status is 1
+        (bytes at offset), 0 (no data) or -1 (damaged: read it on its own)."""
+        locs = self._buffer_locs
+        if locs is not None:
+            return locs
+        vec = self._buffer_table_vector()
+        n = len(vec)
+        if n == 0:
+            z = np.zeros(0, np.int64)
+            locs = self._buffer_locs = (z, z, z)
+            return locs
+        bulk = self._bulk()
+        ok = np.ones(n, bool)
+        opos = vec.start + 4 * np.arange(n, dtype=np.int64)
+        _, f = bulk.tables(opos, ok, (_B_DATA, _B_OFFSET, _B_SIZE))
+        start, count = bulk.vectors(f[:, _B_DATA], ok, 1)
+        off = bulk.scalar(f[:, _B_OFFSET], ok, "u64", 0).astype(np.uint64)
+        size = bulk.scalar(f[:, _B_SIZE], ok, "u64", 0).astype(np.uint64)
+        inline = start >= 0
+        outside = ~inline & (off > 1)
+        fits = (off <= np.uint64(self.size)) & (size <= np.uint64(self.size) - off)
+        ok &= ~outside | fits
+        offset = np.where(inline, start, np.where(outside & fits, off, 0).astype(np.int64))
+        length = np.where(inline, count, np.where(outside & fits, size, 0).astype(np.int64))
+        status = np.where(ok, (inline | outside).astype(np.int64), -1)
+        locs = self._buffer_locs = (offset, length, status)
+        return locs
 
     @property
     def buffer_count(self) -> int:
@@ -415,6 +473,7 @@ class Subgraph:
         self._tensors: tuple[Tensor, ...] | None = None
         self._name_index: dict[str, list[int]] | None = None
         self._operators = None
+        self._cols: _Columns | None = None
 
     @property
     def _t(self) -> Table:
@@ -441,11 +500,13 @@ class Subgraph:
         ts = self._tensors
         if ts is None:
             vec = self._t.tables(_SG_TENSORS, "tensors")
-            if vec is None:
-                ts = ()
-            else:
-                fb, start, sg, model = vec.fb, vec.start, self.index, self.model
-                ts = tuple(Tensor(model, sg, i, fb, start + 4 * i) for i in range(len(vec)))
+            c = self._cols = _Columns(self, vec)
+            ts = tuple(map(Tensor, repeat(self, c.n), range(c.n), c.names, c.shapes, c.types,
+                           [_TYPE_NAMES.get(k) or f"<{k}>" for k in c.types], c.buffers))
+            if not all(c.ok):
+                # tables the bulk pass could not read: decode (and fail) when used
+                ts = tuple(t if c.ok[t.index] else _LazyTensor(self, t.index)
+                           for t in ts)
             self._tensors = ts
         return ts
 
@@ -508,49 +569,72 @@ class Tensor:
     ``raw()`` the stored bytes; ``dequantize()`` float32 values.
     """
 
-    __slots__ = ("_model", "subgraph", "index", "_fb", "_opos", "_t", "_shape", "_type",
-                 "_buffer", "_name", "_quant", "_quant_read")
+    __slots__ = ("_sg", "index", "_c", "_t", "name", "shape", "type_code", "type", "buffer")
 
-    def __init__(self, model: Model, subgraph: int, index: int, fb: FlatBuffer, opos: int):
-        self._model = model
-        self.subgraph = subgraph
+    #: ``name`` (str), ``shape`` (tuple of int), ``type`` (the schema's TensorType
+    #: name, "INT8", ...; "<code>" for a code the schema does not know),
+    #: ``type_code`` (int) and ``buffer`` (index) are plain attributes, decoded
+    #: for the whole subgraph at once.
+
+    def __init__(self, sg: "Subgraph", index: int, name: str, shape, type_code: int,
+                 type_name: str, buffer: int):
+        self._sg = sg
+        self._c = sg._cols  # the subgraph's decoded columns (shared by its tensors)
         self.index = index
-        self._fb = fb
-        self._opos = opos  # position of the offset to this tensor's table
         self._t: Table | None = None
-        self._quant_read = False
+        self.name = name
+        self.shape = shape
+        self.type_code = type_code
+        self.type = type_name
+        self.buffer = buffer
+
+    @property
+    def subgraph(self) -> int:
+        """Index of the tensor's subgraph."""
+        return self._sg.index
+
+    @property
+    def _model(self) -> "Model":
+        return self._sg.model
 
     # -- decoding -------------------------------------------------------------------
     def _load(self) -> Table:
+        """The tensor's table (checked); decodes name, shape, type and buffer into
+        the columns when the bulk pass could not."""
         t = self._t
         if t is None:
             self._model._check_open()
-            fb = self._fb
-            where = f"subgraphs[{self.subgraph}].tensors[{self.index}]"
-            t = fb.table(self._opos + fb.u32(self._opos, where), where)
-            self._shape = t.ints(_T_SHAPE, "i32", "shape") or ()
-            self._type = t.scalar(_T_TYPE, "i8", 0, "type")
-            self._buffer = t.scalar(_T_BUFFER, "u32", 0, "buffer")
-            name = t.string(_T_NAME, "name")
-            self._name = "" if name is None else name
+            c, i = self._c, self.index
+            fb = c.fb
+            where = f"subgraphs[{self.subgraph}].tensors[{i}]"
+            opos = c.start + 4 * i
+            t = fb.table(opos + fb.u32(opos, where), where)
+            if not c.ok[i]:
+                shape = t.ints(_T_SHAPE, "i32", "shape") or ()
+                ttype = t.scalar(_T_TYPE, "i8", 0, "type")
+                buf = t.scalar(_T_BUFFER, "u32", 0, "buffer")
+                name = t.string(_T_NAME, "name")
+                c.shapes[i], c.types[i], c.buffers[i] = shape, ttype, buf
+                c.names[i] = "" if name is None else name
+                c.ok[i] = True
             self._t = t
         return t
 
     @property
+    def _shape(self) -> "tuple[int, ...]":
+        return self.shape
+
+    @property
+    def _type(self) -> int:
+        return self.type_code
+
+    @property
+    def _buffer(self) -> int:
+        return self.buffer
+
+    @property
     def _where(self) -> str:
         return f"tensor {self.index} of subgraph {self.subgraph}"
-
-    @property
-    def name(self) -> str:
-        if self._t is None:
-            self._load()
-        return self._name
-
-    @property
-    def shape(self) -> "tuple[int, ...]":
-        if self._t is None:
-            self._load()
-        return self._shape
 
     @property
     def ndim(self) -> int:
@@ -567,19 +651,6 @@ class Tensor:
         return n
 
     @property
-    def type_code(self) -> int:
-        if self._t is None:
-            self._load()
-        return self._type
-
-    @property
-    def type(self) -> str:
-        """The schema's TensorType name ("INT8", "FLOAT32", ...), or "<code>" if unknown."""
-        code = self.type_code
-        info = TYPES.get(code)
-        return info.name if info is not None else f"<{code}>"
-
-    @property
     def type_info(self) -> TypeInfo:
         return type_info(self.type_code)
 
@@ -590,16 +661,10 @@ class Tensor:
         return None if info is None else info.dtype
 
     @property
-    def buffer(self) -> int:
-        if self._t is None:
-            self._load()
-        return self._buffer
-
-    @property
     def shape_signature(self) -> "tuple[int, ...]":
         """The shape with -1 for unknown dimensions; ``shape`` when the file stores none."""
         sig = self._load().ints(_T_SHAPE_SIGNATURE, "i32", "shape_signature")
-        return self._shape if sig is None else sig
+        return self.shape if sig is None else sig
 
     @property
     def has_rank(self) -> bool:
@@ -616,7 +681,7 @@ class Tensor:
 
     @property
     def is_sparse(self) -> bool:
-        return self._load().has(_T_SPARSITY)
+        return False if self._c.plain[self.index] else self._load().has(_T_SPARSITY)
 
     @property
     def sparsity(self):
@@ -677,10 +742,11 @@ class Tensor:
     def quantization(self) -> "Quantization | None":
         """The stored quantization parameters, or None when the tensor has no scale
         and no quantization details."""
-        if not self._quant_read:
-            self._quant = self._read_quantization()
-            self._quant_read = True
-        return self._quant
+        quants = self._c.quants
+        q = quants[self.index]
+        if q is _UNREAD:
+            q = quants[self.index] = self._read_quantization()
+        return q
 
     def _read_quantization(self) -> "Quantization | None":
         t = self._load()
@@ -734,22 +800,30 @@ class Tensor:
     def _data_range(self) -> "tuple[FlatBuffer, int, int] | None":
         """``(flatbuffer window, start, length)`` of the stored bytes, or None."""
         self._model._check_open()  # cached tables must not read a released mapping
-        t = self._load()
-        ext = t.scalar(_T_EXTERNAL, "u32", 0, "external_buffer")
-        if ext:
-            from .external import external_range
-            return external_range(self._model, ext, self)
-        buf = self._buffer
+        c, i = self._c, self.index
+        if not c.plain[i]:
+            t = self._load()
+            ext = t.scalar(_T_EXTERNAL, "u32", 0, "external_buffer")
+            if ext:
+                from .external import external_range
+                return external_range(self._model, ext, self)
+        elif not c.ok[i]:
+            self._load()
+        buf = c.buffers[i]
         if buf == 0:
             return None
-        b = self._model.buffer(buf)
-        if b.location is None:
+        loc = self._model._buffer_location(buf)
+        if loc is None:
             return None
-        return self._model._fb, b.file_offset, b.size
+        return self._model._fb, loc[0], loc[1]
 
     @property
     def has_data(self) -> bool:
         """True when the file stores values for this tensor (a constant)."""
+        c = self._c
+        loc = (c.data if c.data is not None else c.locate())[self.index]
+        if loc is not False:
+            return loc is not None
         r = self._data_range()
         return r is not None and (r[2] > 0 or self.size == 0)
 
@@ -798,6 +872,10 @@ class Tensor:
         array of ``bytes``.  Raises :class:`NoDataError` for tensors without
         stored values and :class:`UnsupportedError` for RESOURCE/VARIANT.
         """
+        c = self._c
+        loc = (c.data if c.data is not None else c.locate())[self.index]
+        if loc and loc[2] is not None:  # a plain fixed-width constant: just the view
+            return np.ndarray(self.shape, loc[2], c.fb.data, loc[0])
         info = self._value_type()
         from .compression import lut_tensor
         if lut_tensor(self) is not None:
@@ -892,6 +970,31 @@ class Tensor:
             return f"<Tensor {self.subgraph}:{self.index} (unreadable: {e})>"
 
 
+class _LazyTensor(Tensor):
+    """A tensor whose table the bulk pass could not read: its fields are decoded
+    on first use, raising the precise error then (the other tensors stay readable)."""
+
+    __slots__ = ()
+
+    def __init__(self, sg: "Subgraph", index: int):
+        self._sg = sg
+        self._c = sg._cols
+        self.index = index
+        self._t = None
+
+    def _field(self, column: str):
+        c, i = self._c, self.index
+        if not c.ok[i]:
+            self._load()
+        return getattr(c, column)[i]
+
+    name = property(lambda self: self._field("names"))
+    shape = property(lambda self: self._field("shapes"))
+    type_code = property(lambda self: self._field("types"))
+    buffer = property(lambda self: self._field("buffers"))
+    type = property(lambda self: _TYPE_NAMES.get(self.type_code) or f"<{self.type_code}>")
+
+
 def _decode_strings(raw: np.ndarray, shape, count: int, where: str) -> np.ndarray:
     """TFLite's string buffer: int32 n, int32 offsets[n + 1] (from the buffer's start),
     then the bytes; string i is ``raw[offsets[i]:offsets[i + 1]]``."""
@@ -919,3 +1022,178 @@ def _decode_strings(raw: np.ndarray, shape, count: int, where: str) -> np.ndarra
     out = out.reshape(shape)
     out.flags.writeable = False
     return out
+
+
+_UNREAD = object()  # a quantization column entry not decoded yet
+
+
+class _Columns:
+    """A subgraph's tensor fields, decoded for all tensors at once.
+
+    A few vectorised reads (see :class:`~tflite_weights._flatbuffer.Bulk`)
+    decode names, shapes, types, buffers and plain affine quantization of every
+    tensor; Tensor objects read their entry.  A tensor whose table fails any
+    check keeps ``ok[i] = False`` and is decoded on its own when used, which
+    raises its precise error.  Scales and zero points of all tensors are
+    gathered into one array each (parameters, not tensor data) and handed out
+    as read-only slices.
+    """
+
+    __slots__ = ("fb", "start", "n", "ok", "names", "shapes", "types", "buffers", "plain",
+                 "quants", "model", "data")
+
+    def __init__(self, sg: "Subgraph", vec):
+        self.model = model = sg.model
+        self.data = None
+        self.fb = fb = model._fb
+        n = self.n = 0 if vec is None else len(vec)
+        self.start = 0 if vec is None else vec.start
+        if n == 0:
+            self.ok = self.names = self.shapes = self.types = self.buffers = []
+            self.plain = self.quants = []
+            self.data = []
+            return
+        opos = self.start + 4 * np.arange(n, dtype=np.int64)
+        bulk = model._bulk()
+        ok = np.ones(n, bool)
+        _, f = bulk.tables(opos, ok, (_T_SHAPE, _T_TYPE, _T_BUFFER, _T_NAME, _T_QUANT,
+                                      _T_SPARSITY, _T_EXTERNAL))
+        ttype = bulk.scalar(f[:, _T_TYPE], ok, "i8", 0)
+        tbuf = bulk.scalar(f[:, _T_BUFFER], ok, "u32", 0)
+        name_start, name_len = bulk.vectors(f[:, _T_NAME], ok, 1)
+        shape_start, shape_len = bulk.vectors(f[:, _T_SHAPE], ok, 4)
+        plain = ok & (f[:, _T_SPARSITY] == 0) & (f[:, _T_EXTERNAL] == 0)
+        # quantization: plain affine parameters only; anything else is read on its own
+        qok = ok.copy()
+        qpos, qf = bulk.tables(f[:, _T_QUANT], qok, (_Q_MIN, _Q_MAX, _Q_SCALE, _Q_ZERO_POINT,
+                                                     _Q_DETAILS - 1, _Q_DIM))
+        has_q = qpos >= 0
+        sc_start, sc_len = bulk.vectors(qf[:, _Q_SCALE], qok, 4)
+        zp_start, zp_len = bulk.vectors(qf[:, _Q_ZERO_POINT], qok, 8)
+        qdim = bulk.scalar(qf[:, _Q_DIM], qok, "i32", 0)
+        dtype_ = bulk.scalar(qf[:, _Q_DETAILS - 1], qok, "u8", 0)
+        fast_q = (qok & has_q & (dtype_ == 0) & (sc_len > 0)
+                  & (qf[:, _Q_MIN] == 0) & (qf[:, _Q_MAX] == 0))
+        no_q = qok & (~has_q | ((sc_len == 0) & (dtype_ == 0)))
+
+        name_len = np.where(ok, name_len, 0)
+        blob, name_end = _gather_runs(bulk, name_start, name_len, "u1")
+        ne, nl = name_end.tolist(), name_len.tolist()
+        raw = blob.tobytes()
+        if raw.isascii():  # one decode; character offsets equal byte offsets
+            text = raw.decode("ascii")
+            names = [text[e - k:e] for e, k in zip(ne, nl)]
+        else:
+            names = [_decode_name(raw[e - k:e]) for e, k in zip(ne, nl)]
+        shapes = _runs_by_length(bulk, shape_start, np.where(ok, shape_len, 0), "<i4", ())
+        scales = _runs_by_length(bulk, sc_start, np.where(fast_q, sc_len, 0), "<f4", None)
+        zps = _runs_by_length(bulk, zp_start, np.where(fast_q, zp_len, 0), "<i8", None)
+        quants: list = [None if q else _UNREAD for q in no_q.tolist()]
+        make = Quantization._from_fields
+        fq = np.flatnonzero(fast_q)
+        for i, qd in zip(fq.tolist(), qdim[fq].tolist()):
+            quants[i] = make(scales[i], zps[i], qd)
+        self.ok = ok.tolist()
+        self.names = names
+        self.shapes = shapes
+        self.types = ttype.tolist()
+        self.buffers = tbuf.tolist()
+        self.plain = plain.tolist()
+        self.quants = quants
+
+
+    def locate(self) -> list:
+        """Per tensor, where its values are: None (no data), ``(offset, length,
+        dtype)`` with ``dtype`` set when ``numpy()`` is a plain view of ``shape``
+        at ``offset`` (a fixed-width type whose bytes fit), or False when the
+        tensor needs the general path (sparse, external, damaged, compressed
+        model).  Computed for the whole subgraph, vectorised, on first use."""
+        model = self.model
+        compressed = model._compressed
+        if compressed is None:
+            compressed = model._compressed = "COMPRESSION_METADATA" in model.metadata
+        b_off, b_len, b_status = model._buffer_arrays()
+        buf = np.asarray(self.buffers, dtype=np.int64)
+        usable = np.asarray(self.ok, bool) & np.asarray(self.plain, bool)
+        inrange = buf < b_status.size
+        bi = np.where(inrange, buf, 0)
+        st = np.where(buf == 0, 0, np.where(inrange, b_status[bi], -1))
+        off = b_off[bi]
+        length = b_len[bi]
+        count = self.counts()
+        code = np.asarray(self.types, dtype=np.int64)
+        itemsize = _FIXED_ITEMSIZE[np.clip(code, 0, _FIXED_ITEMSIZE.size - 1)]
+        itemsize = np.where((code >= 0) & (code < _FIXED_ITEMSIZE.size), itemsize, 0)
+        no_data = usable & ((st == 0) | ((st == 1) & (length == 0) & (count > 0)))
+        with_data = usable & (st == 1) & ~no_data
+        fixed = (with_data & (itemsize > 0) & (count > 0) & (count * itemsize <= length)
+                 & (not compressed))
+        out: list = [False] * self.n
+        dts = _DTYPES
+        for i, o, k, fx, c in zip(np.flatnonzero(with_data).tolist(),
+                                  off[with_data].tolist(), length[with_data].tolist(),
+                                  fixed[with_data].tolist(), code[with_data].tolist()):
+            out[i] = (o, k, dts[c] if fx else None)
+        for i in np.flatnonzero(no_data).tolist():
+            out[i] = None
+        self.data = out
+        return out
+
+    def counts(self) -> np.ndarray:
+        """Element count of every tensor (0 when a dimension is not positive)."""
+        return np.array([_numel(s) for s in self.shapes], dtype=np.int64)
+
+
+def _numel(shape) -> int:
+    n = 1
+    for d in shape:
+        if d <= 0:
+            return 0
+        n *= d
+    return n
+
+
+def _decode_name(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "backslashreplace")
+
+
+def _runs_by_length(bulk, start: np.ndarray, count: np.ndarray, dtype: str, empty):
+    """Per entry, the vector of ``count[i]`` values of ``dtype`` at ``start[i]``: a
+    tuple of ints when ``empty`` is ``()``, else a read-only array (``empty`` when
+    the count is 0).  Vectors of equal length are read together as the rows of
+    one array, so the Python work per entry is a single assignment."""
+    n = count.size
+    out = [empty] * n if empty is not None else [empty_array(dtype)] * n
+    dt = np.dtype(dtype)
+    for k in np.unique(count).tolist():
+        if k == 0:
+            continue
+        idx = np.flatnonzero(count == k)
+        pos = (start[idx][:, None] + dt.itemsize * np.arange(k)).reshape(-1)
+        mat = bulk.gather(pos, dt.str).reshape(-1, k)
+        if empty is not None:
+            rows = map(tuple, mat.tolist())
+        else:
+            mat.flags.writeable = False
+            rows = list(mat)
+        for i, r in zip(idx.tolist(), rows):
+            out[i] = r
+    return out
+
+
+def _gather_runs(bulk, start: np.ndarray, count: np.ndarray, dtype: str):
+    """Concatenate the vectors ``[start[i], start[i] + count[i] * itemsize)`` into one
+    array of ``dtype``; returns it (read-only) and each run's end index."""
+    dt = np.dtype(dtype)
+    end = np.cumsum(count)
+    total = int(end[-1]) if end.size else 0
+    if total == 0:
+        return empty_array(dt), end
+    run_first = np.repeat(end - count, count)
+    pos = np.repeat(start, count) + dt.itemsize * (np.arange(total) - run_first)
+    out = bulk.gather(pos, dt.str)
+    out.flags.writeable = False
+    return out, end
