@@ -497,3 +497,39 @@ def test_operator_codes_lists_every_entry():
     add_opcode(b, 0, 3)
     codes = operators.operator_codes(tflite_weights.open(b.finish()))
     assert [c.name for c in codes] == ["FULLY_CONNECTED", "CONV_2D"]
+
+
+# -- converter fixtures (fixtures/, when present) ------------------------------------------
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "..", "fixtures")
+FIXTURE_MODELS = sorted(f for f in os.listdir(FIXTURES) if f.endswith(".tflite")) \
+    if os.path.isdir(FIXTURES) else []
+needs_fixtures = pytest.mark.skipif(not FIXTURE_MODELS, reason="fixtures/ is absent")
+
+
+@needs_fixtures
+@pytest.mark.parametrize("name", FIXTURE_MODELS)
+def test_fixture_operators_match_generated_bindings(name):
+    assert _operator_mismatches(os.path.join(FIXTURES, name)) == []
+
+
+@pytest.mark.skipif("float16.tflite" not in FIXTURE_MODELS, reason="fixture absent")
+def test_fixture_float16_weights_are_the_stored_float16_constants():
+    """Optimize.DEFAULT with float16: FLOAT16 constant -> DEQUANTIZE -> consumer."""
+    model = tflite_weights.open(os.path.join(FIXTURES, "float16.tflite"))
+    weights = list(model.weights())
+    assert weights and {t.type for _, _, t in weights} == {"FLOAT16"}
+    for op, role, t in weights:
+        wired = op.roles[role]
+        assert wired is not t and not wired.has_data
+        assert [p.opcode for p in wired.producers] == ["DEQUANTIZE"]
+
+
+@pytest.mark.skipif("sparse.tflite" not in FIXTURE_MODELS, reason="fixture absent")
+def test_fixture_sparse_weights_are_the_stored_sparse_constants():
+    """EXPERIMENTAL_SPARSITY: sparse constant -> DENSIFY -> FULLY_CONNECTED."""
+    model = tflite_weights.open(os.path.join(FIXTURES, "sparse.tflite"))
+    sparse = [(op, t) for op, role, t in model.weights() if role == "weights" and t.is_sparse]
+    assert sparse
+    for op, t in sparse:
+        assert [p.opcode for p in op.roles["weights"].producers] == ["DENSIFY"]

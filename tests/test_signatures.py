@@ -190,3 +190,26 @@ def test_model_without_signatures_has_an_empty_mapping():
     b = ModelBuilder()
     b.subgraph().tensor("x", "FLOAT32", [1])
     assert dict(tflite_weights.open(b.finish()).signatures) == {}
+
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "..", "fixtures")
+FIXTURE_MODELS = sorted(f for f in os.listdir(FIXTURES) if f.endswith(".tflite")) \
+    if os.path.isdir(FIXTURES) else []
+
+
+@pytest.mark.skipif(not FIXTURE_MODELS, reason="fixtures/ is absent")
+@pytest.mark.parametrize("name", FIXTURE_MODELS)
+def test_fixture_signatures_match_the_interpreter(name):
+    path = os.path.join(FIXTURES, name)
+    model = tflite_weights.open(path)
+    assert _ours(model) == _generated(open(path, "rb").read())
+    live = interpreter_signatures(path)
+    if live is None:
+        pytest.skip(f"the interpreter cannot load {name}")
+    assert _ours(model) == live["full"]
+
+
+@pytest.mark.skipif("multi_signature.tflite" not in FIXTURE_MODELS, reason="fixture absent")
+def test_fixture_multi_signature_keys():
+    model = tflite_weights.open(os.path.join(FIXTURES, "multi_signature.tflite"))
+    assert set(model.signatures) == {"encode", "decode"}
