@@ -173,7 +173,8 @@ def table_to_dict(table: Table, tdef, tables=None, enums=None) -> dict:
         elif kind == "vector":
             if not table.has(slot):
                 out[name] = None
-            elif f.elem in ("f32", "f64"):
+            elif f.elem in ("f32", "f64", "i64", "u64"):
+                # numpy, not struct: struct's "<l"/"<L" (numpy's int64 codes) are 4 bytes
                 out[name] = table.array(slot, f.elem, name).tolist()
             else:
                 vals = table.ints(slot, f.elem, name)
