@@ -26,7 +26,7 @@ import struct
 
 import numpy as np
 
-from .errors import InvalidModelError
+from .errors import ClosedModelError, InvalidModelError
 
 __all__ = ["FlatBuffer", "Table", "TableVector"]
 
@@ -106,16 +106,29 @@ class FlatBuffer:
     'CONVERSION_METADATA'", ...).
     """
 
-    __slots__ = ("data", "base", "size", "label")
+    __slots__ = ("data", "base", "size", "label", "u8", "closed")
 
     def __init__(self, data, base: int = 0, size: int | None = None, label: str = "model"):
         self.data = data
         self.base = base
         self.size = (len(data) - base) if size is None else size
         self.label = label
+        self.closed = False
+        # Every array handed out is a view of this one: it holds a buffer export of
+        # ``data``, so an mmap cannot be unmapped while any view is alive.
+        self.u8 = np.frombuffer(data, np.uint8, self.size, base)
+
+    def close(self) -> None:
+        """Forget the data: every later read raises ClosedModelError."""
+        self.closed = True
+        self.size = 0
+        self.u8 = None
+        self.data = None
 
     # -- errors -------------------------------------------------------------
     def error(self, where: str, what: str) -> InvalidModelError:
+        if self.closed:
+            return ClosedModelError(f"{self.label}: the model is closed")
         return InvalidModelError(f"{self.label}: {where}: {what}")
 
     def _need(self, pos: int, n: int, where: str, what: str) -> None:
@@ -146,7 +159,7 @@ class FlatBuffer:
         nbytes = count * dtype.itemsize
         if pos < 0 or pos + nbytes > self.size:
             self._need(pos, nbytes, where, f"{count} x {dtype.itemsize}-byte elements")
-        return np.frombuffer(self.data, dtype, count, self.base + pos)
+        return self.u8[pos:pos + nbytes].view(dtype)
 
     def bytes_at(self, pos: int, n: int, where: str) -> bytes:
         self._need(pos, n, where, "a byte string")
@@ -297,7 +310,7 @@ class Table:
         v = self.vector(slot, dtype.itemsize, name)
         if v is None or v[1] == 0:
             return empty_array(dtype)
-        return np.frombuffer(self.fb.data, dtype, v[1], self.fb.base + v[0])
+        return self.fb.u8[v[0]:v[0] + v[1] * dtype.itemsize].view(dtype)
 
     def ints(self, slot: int, kind: str, name: str) -> "tuple[int, ...] | None":
         """A scalar vector as a tuple of Python ints (None when absent)."""
@@ -364,6 +377,8 @@ class TableVector:
             raise IndexError(i)
         p = self.start + 4 * i
         fb = self.fb
+        if p + 4 > fb.size:  # only after close: the vector was checked when read
+            raise fb.error(f"{self.where}[{i}]", "offset beyond the end of the data")
         return fb.table(p + _U32.unpack_from(fb.data, fb.base + p)[0], f"{self.where}[{i}]")
 
     def __iter__(self):
@@ -387,7 +402,7 @@ class Bulk:
     def __init__(self, fb: FlatBuffer):
         self.fb = fb
         self.size = fb.size
-        self.u8 = np.frombuffer(fb.data, np.uint8, fb.size, fb.base)
+        self.u8 = fb.u8
         self._views: dict[str, np.ndarray] = {}
 
     def view(self, dtype: str) -> np.ndarray:
@@ -395,8 +410,7 @@ class Bulk:
         v = self._views.get(dtype)
         if v is None:
             dt = np.dtype(dtype)
-            v = self._views[dtype] = np.frombuffer(
-                self.fb.data, dt, self.size // dt.itemsize, self.fb.base)
+            v = self._views[dtype] = self.u8[:self.size - self.size % dt.itemsize].view(dt)
         return v
 
     def gather(self, p: np.ndarray, dtype: str) -> np.ndarray:

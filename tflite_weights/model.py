@@ -130,12 +130,16 @@ class Model:
         self.external_data_dir = (
             os.fspath(external_data_dir) if external_data_dir is not None
             else (os.path.dirname(os.path.abspath(path)) if path else None))
-        self._root = self._fbuf.root(FILE_IDENTIFIER)
-        self.version = self._root.scalar(_M_VERSION, "u32", 0, "version")
-        if self.version != SCHEMA_VERSION:
-            raise InvalidModelError(
-                f"{label}: Model.version is {self.version}; only schema version "
-                f"{SCHEMA_VERSION} is defined for TFLite files")
+        try:
+            self._root = self._fbuf.root(FILE_IDENTIFIER)
+            self.version = self._root.scalar(_M_VERSION, "u32", 0, "version")
+            if self.version != SCHEMA_VERSION:
+                raise InvalidModelError(
+                    f"{label}: Model.version is {self.version}; only schema version "
+                    f"{SCHEMA_VERSION} is defined for TFLite files")
+        except BaseException:
+            self._fbuf.close()  # release the view of the data before the caller unmaps it
+            raise
         self._subgraphs: tuple[Subgraph, ...] | None = None
         self._buffers_vec = None
         self._buffer_cache: dict[int, Buffer] = {}
@@ -157,6 +161,7 @@ class Model:
         if self._closed:
             return
         self._closed = True
+        self._fbuf.close()
         data, self._data = self._data, None
         if isinstance(data, memoryview):
             try:
@@ -875,7 +880,10 @@ class Tensor:
         c = self._c
         loc = (c.data if c.data is not None else c.locate())[self.index]
         if loc and loc[2] is not None:  # a plain fixed-width constant: just the view
-            return np.ndarray(self.shape, loc[2], c.fb.data, loc[0])
+            u8 = c.fb.u8
+            if u8 is None:
+                raise ClosedModelError(f"{c.fb.label}: the model is closed")
+            return np.ndarray(self.shape, loc[2], u8, loc[0])
         info = self._value_type()
         from .compression import lut_tensor
         if lut_tensor(self) is not None:
@@ -1115,9 +1123,11 @@ class _Columns:
         b_off, b_len, b_status = model._buffer_arrays()
         buf = np.asarray(self.buffers, dtype=np.int64)
         usable = np.asarray(self.ok, bool) & np.asarray(self.plain, bool)
-        inrange = buf < b_status.size
-        bi = np.where(inrange, buf, 0)
-        st = np.where(buf == 0, 0, np.where(inrange, b_status[bi], -1))
+        # one sentinel entry at the end stands for "out of range"
+        b_status = np.append(b_status, -1)
+        b_off, b_len = np.append(b_off, 0), np.append(b_len, 0)
+        bi = np.where((buf >= 0) & (buf < b_status.size - 1), buf, b_status.size - 1)
+        st = np.where(buf == 0, 0, b_status[bi])
         off = b_off[bi]
         length = b_len[bi]
         count = self.counts()
