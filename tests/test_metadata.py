@@ -495,3 +495,70 @@ def test_decoded_caches_do_not_keep_the_model_alive():
     del model
     gc.collect()
     assert ref() is None
+
+
+# -- damaged bytes: only the package's error, never another exception ----------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from tflite_weights.errors import TFLiteWeightsError  # noqa: E402
+
+_CM = conversion_metadata_bytes(modes=[1001, 3002], sparsity_block_sizes=[[1, 4]])
+_SM = _support()
+
+
+def _mutate(raw: bytes, flips) -> bytes:
+    out = bytearray(raw)
+    for pos, value in flips:
+        out[pos % len(out)] = value
+    return bytes(out)
+
+
+_flips = st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1,
+                  max_size=6)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(flips=_flips, cut=st.integers(0, len(_CM)))
+def test_mutated_conversion_metadata_decodes_or_raises_the_package_error(flips, cut):
+    raw = _mutate(_CM, flips)[:cut or None]
+    model = tflite_weights.open(_model_with({"CONVERSION_METADATA": raw}))
+    try:
+        cm = model.conversion_metadata
+    except InvalidModelError as e:
+        assert "CONVERSION_METADATA" in str(e)
+    else:
+        assert cm is None or isinstance(cm.to_dict(), dict)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(flips=_flips, cut=st.integers(0, len(_SM)))
+def test_mutated_support_metadata_decodes_or_raises_the_package_error(flips, cut):
+    raw = _mutate(_SM, flips)[:cut or None]
+    model = tflite_weights.open(_model_with({"TFLITE_METADATA": raw}))
+    try:
+        sm = metadata.tflite_metadata(model)
+    except InvalidModelError as e:
+        assert "TFLITE_METADATA" in str(e)
+    else:
+        assert sm is None or isinstance(sm.to_dict(), dict)
+
+
+_ZIPPED = _model_with({}) + _zip({"labels.txt": LABELS, "vocab.txt": VOCAB[:300]})
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(flips=st.lists(st.tuples(st.integers(0, 400), st.integers(0, 255)), min_size=1,
+                      max_size=4))
+def test_mutated_zip_tail_lists_and_reads_or_raises_the_package_error(flips):
+    data = bytearray(_ZIPPED)
+    for pos, value in flips:
+        data[len(data) - 1 - pos] = value  # the archive's end: directory and last file
+    model = tflite_weights.open(bytes(data))
+    try:
+        af = metadata.associated_files(model)
+        for name in list(af):
+            af.read(name)
+    except TFLiteWeightsError:
+        pass

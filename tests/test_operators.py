@@ -593,3 +593,62 @@ def test_every_options_table_decodes_like_the_generated_code(union, member):
         if not hasattr(gen, _camel(f.name)):  # deprecated: the generated code drops it
             continue
         assert ours[f.name] == _generated_field(gen, f), (member, f.name)
+
+
+# -- damaged bytes: only the package's error, never another exception ----------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from tflite_weights.errors import TFLiteWeightsError  # noqa: E402
+
+
+def _rich_model() -> bytes:
+    b = _fc_model()
+    sg = b.m.subgraphs[0]
+    sb = b.subgraph("second")
+    x = sb.tensor("x", "FLOAT16", [2], np.ones(2, np.float16))
+    y = sb.tensor("y", "FLOAT32", [2])
+    sb.op("DEQUANTIZE", [x], [y])
+    sb.op("CUSTOM", [y], [y], custom_code="Mine", custom_options=b"abc")
+    conv = S.Conv2DOptionsT()
+    conv.strideW = conv.strideH = 2
+    sb.op("CONV_2D", [y, y, -1], [y], options=conv, options_type=S.BuiltinOptions.Conv2DOptions)
+    assert sg.operators
+    return b.finish()
+
+
+_RICH = _rich_model()
+
+
+def _quiet(fn):
+    try:
+        return fn()
+    except TFLiteWeightsError:
+        return None
+
+
+def _touch_everything(model):
+    for sg in _quiet(lambda: model.subgraphs) or ():
+        for op in _quiet(lambda: sg.operators) or ():
+            repr(op)
+            for attr in ("opcode", "opcode_code", "custom_code", "version", "inputs",
+                         "outputs", "intermediates", "options_type", "options",
+                         "custom_options", "input_tensors", "output_tensors",
+                         "mutating_variable_inputs", "roles"):
+                _quiet(lambda: getattr(op, attr))
+        for t in _quiet(lambda: sg.tensors) or ():
+            _quiet(lambda: (t.producers, t.consumers))
+    _quiet(lambda: list(model.weights()))
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(flips=st.lists(st.tuples(st.integers(0, len(_RICH) - 1), st.integers(0, 255)),
+                      min_size=1, max_size=4))
+def test_mutated_models_read_operators_or_raise_the_package_error(flips):
+    data = bytearray(_RICH)
+    for pos, value in flips:
+        data[pos] = value
+    model = _quiet(lambda: tflite_weights.open(bytes(data)))
+    if model is not None:
+        _touch_everything(model)
