@@ -38,7 +38,9 @@ __all__ = [
     "producers_of",
     "consumers_of",
     "weight_roles",
+    "stored_constant",
     "iter_weights",
+    "table_to_dict",
 ]
 
 _M_OPCODES = _schema.slots("Model", "operator_codes")[0]
