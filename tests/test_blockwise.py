@@ -410,3 +410,31 @@ def test_corpus_blockwise_against_the_python_wrapper():
         halves = np.frombuffer(qp.block_scale.astype("<f4").tobytes(), "<f2")
         np.testing.assert_array_equal(np.array(got["scales"], np.float32),
                                       halves.astype(np.float32))
+
+
+def test_details_type_without_a_details_table():
+    b = ModelBuilder()
+    sg = b.subgraph()
+    s = sg.tensor("scales", "FLOAT32", [2], np.ones(2, np.float32))
+    w = sg.tensor("w", "INT8", [2, 4], np.zeros(8, np.int8),
+                  quant=dict(blockwise=dict(scales=s, zero_points=-1, block_size=4)))
+    sg.sg.tensors[w].quantization.details = None  # the union type stays set
+    with tw.open(b.finish()) as m:
+        qp = m["w"].quantization
+        assert qp.details_type == "BlockwiseQuantization" and qp.blockwise is None
+        with pytest.raises(tw.QuantizationError, match="no details table"):
+            m["w"].dequantize()
+
+
+def test_infinite_scale_gives_infinite_values_without_warnings():
+    b = ModelBuilder()
+    sg = b.subgraph()
+    s = sg.tensor("scales", "FLOAT32", [2], np.array([np.inf, 1], np.float32))
+    sg.tensor("w", "INT8", [2, 4], np.arange(8, dtype=np.int8),
+              quant=dict(blockwise=dict(scales=s, zero_points=-1, block_size=4)))
+    with tw.open(b.finish()) as m:
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            out = m["w"].dequantize()
+        assert np.isnan(out[0, 0]) and np.isinf(out[0, 1]) and out[1, 3] == 7

@@ -120,3 +120,11 @@ def test_runtime_shuffled_kernel_equals_numpy_fc_over_unshuffled_weights(batch):
     assert np.abs(out - expected).max() <= 1
     exact = acc % 16 != 8  # away from the halfway cases both round the same way
     np.testing.assert_array_equal(out[exact], expected[exact])
+
+
+def test_zero_size_shape_whose_dimensions_overflow_is_invalid():
+    b = ModelBuilder()
+    b.subgraph().tensor("w", "UINT8", [0, 1 << 30, 1 << 30, 1 << 30, 16], np.zeros(16, np.uint8))
+    with tw.open(b.finish()) as m:
+        with pytest.raises(tw.InvalidModelError, match="multiplies past"):
+            unshuffle_fc_weights(m["w"], force=True)

@@ -315,3 +315,15 @@ def test_every_block_shape_and_index_type_combination_round_trips():
         sp, vals = encode(dense, block=block, kind=kind)
         with tw.open(sparse_model(dense, sp, vals, "FLOAT32")) as m:
             np.testing.assert_array_equal(m["w"].numpy(), dense)
+
+
+def test_zero_size_shape_whose_dimensions_overflow_is_invalid():
+    b = ModelBuilder()
+    sg = b.subgraph()
+    sg.tensor("w", "INT8", [0, 1 << 30, 1 << 30, 1 << 30], np.ones(1, np.int8),
+              sparsity=dict(traversal_order=[0, 1, 2, 3],
+                            dim_metadata=[("DENSE", 0), ("DENSE", 1), ("DENSE", 1),
+                                          ("CSR", [0, 0], [])]))
+    with tw.open(b.finish()) as m:
+        with pytest.raises(tw.InvalidModelError, match="multiplies past"):
+            m["w"].numpy()

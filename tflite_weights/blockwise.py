@@ -83,6 +83,9 @@ def _block_shape(tensor, q) -> tuple[int, ...]:
     what = f"{tensor._where} ({tensor.name!r})"
     if any(d < 0 for d in shape):
         raise QuantizationError(f"{what} has a negative dimension in {list(shape)}")
+    if _details(q) is None:
+        raise QuantizationError(f"{what}: quantization names {q.details_type} but has no "
+                                f"details table")
     if q.details_type == "BlockwiseQuantization":
         bw = q.blockwise
         if bw.block_shape:
@@ -161,7 +164,9 @@ def block_parameters(tensor, q=None) -> BlockParameters:
     bs = _block_shape(tensor, q)
     shape = tuple(tensor.shape)
     grid = tuple(n // b for n, b in zip(shape, bs))
-    nblocks = int(np.prod(grid, dtype=np.int64)) if grid else 1
+    nblocks = 1
+    for g in grid:
+        nblocks *= g
     det = _details(q)
 
     st = _sibling(tensor, det.scales, "scale")
@@ -237,6 +242,11 @@ def dequantize_blocks(values: np.ndarray, block_shape, scale: np.ndarray,
         split += [n // b if b else 0, b]
         pshape += [n // b if b else 0, 1]
     z = np.asarray(zero_point, np.int64).reshape(pshape)
+    with np.errstate(over="ignore", invalid="ignore"):  # inf/nan scales give inf/nan
+        return _dequantize_split(values, shape, split, pshape, scale, z)
+
+
+def _dequantize_split(values, shape, split, pshape, scale, z):
     if values.dtype.itemsize <= 2 and (z.size == 0 or int(np.abs(z).max()) < (1 << 16)):
         # q - zp is exact in float32 and one float32 product is correctly rounded,
         # so this equals the float64 route at half the memory (4 bytes per value)

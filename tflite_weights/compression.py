@@ -183,6 +183,12 @@ def decompress(tensor) -> np.ndarray:
     if any(d < 0 for d in shape):
         raise InvalidModelError(f"{where} has a negative dimension in {list(shape)}")
     count = tensor.size
+    nominal = 1
+    for d in shape:
+        nominal *= max(d, 1)
+    if nominal >= 1 << 62:
+        raise InvalidModelError(f"{where}: shape {list(shape)} multiplies past what an array "
+                                f"can index")
     model = tensor._model
     try:
         table_bytes = model.buffer(lt.value_buffer).array()

@@ -898,6 +898,9 @@ class Tensor:
         if any(d < 0 for d in shape):
             raise InvalidModelError(f"{self._where} ({self.name!r}) has a negative dimension in "
                                     f"its shape {list(shape)}")
+        if count == 0 and not _representable(shape):
+            raise InvalidModelError(f"{self._where} ({self.name!r}) has shape {list(shape)}, "
+                                    f"whose dimensions multiply past what an array can index")
         if r is None or (r[2] == 0 and count > 0):
             if self.is_variable:
                 raise NoDataError(
@@ -1001,6 +1004,15 @@ class _LazyTensor(Tensor):
     type_code = property(lambda self: self._field("types"))
     buffer = property(lambda self: self._field("buffers"))
     type = property(lambda self: _TYPE_NAMES.get(self.type_code) or f"<{self.type_code}>")
+
+
+def _representable(shape) -> bool:
+    """False when numpy would refuse ``shape`` even for zero elements (the product of
+    its non-zero dimensions overflows)."""
+    n = 1
+    for d in shape:
+        n *= d if d > 0 else 1
+    return n < (1 << 62)
 
 
 def _decode_strings(raw: np.ndarray, shape, count: int, where: str) -> np.ndarray:

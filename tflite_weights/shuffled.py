@@ -121,8 +121,14 @@ def unshuffle_fc_weights(tensor, *, force: bool = False) -> np.ndarray:
     shape = tensor.shape
     if len(shape) < 2:
         raise InvalidModelError(f"{where}: weights of shape {list(shape)} are not a matrix")
-    rows = int(np.prod(shape[:-1], dtype=np.int64))
+    rows, nominal = 1, 1
+    for d in shape[:-1]:
+        rows *= d
+        nominal *= max(d, 1)
     cols = shape[-1]
+    if nominal * max(cols, 1) >= 1 << 62:
+        raise InvalidModelError(f"{where}: shape {list(shape)} multiplies past what an array "
+                                f"can index")
     out = unshuffle_4x16(tensor.raw(), rows, cols, where).view(tensor.dtype).reshape(shape)
     out.flags.writeable = False
     return out

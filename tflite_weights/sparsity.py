@@ -118,7 +118,15 @@ def densify(shape: tuple[int, ...], sp: SparsityParameters, values: np.ndarray,
                                 f"outside rank {n}")
     if any(d < 0 for d in shape):
         raise InvalidModelError(f"{where}: negative dimension in shape {list(shape)}")
-    total = int(np.prod(shape, dtype=np.int64)) if n else 1
+    total = 1
+    for d in shape:
+        total *= d
+    nominal = 1
+    for d in shape:
+        nominal *= max(d, 1)
+    if nominal >= 1 << 62:
+        raise InvalidModelError(f"{where}: shape {list(shape)} multiplies past what an array "
+                                f"can index")
     limit = max(_MIN_DENSE_LIMIT, MAX_DENSIFY_RATIO * values.size)
     if total > limit:
         raise UnsupportedError(
