@@ -667,9 +667,10 @@ class Tensor:
 
     @property
     def shape_signature(self) -> "tuple[int, ...]":
-        """The shape with -1 for unknown dimensions; ``shape`` when the file stores none."""
+        """The shape with -1 for unknown dimensions; ``shape`` when the file stores none
+        (or an empty one, as the runtime reads it)."""
         sig = self._load().ints(_T_SHAPE_SIGNATURE, "i32", "shape_signature")
-        return self.shape if sig is None else sig
+        return sig if sig else self.shape
 
     @property
     def has_rank(self) -> bool:
@@ -1166,13 +1167,17 @@ class _Columns:
         return np.array([_numel(s) for s in self.shapes], dtype=np.int64)
 
 
+_NUMEL_CAP = 1 << 40  # larger counts cannot fit any buffer; keeps int64 arithmetic exact
+
+
 def _numel(shape) -> int:
+    """Element count (0 when a dimension is not positive), capped at ``_NUMEL_CAP``."""
     n = 1
     for d in shape:
         if d <= 0:
             return 0
         n *= d
-    return n
+    return n if n < _NUMEL_CAP else _NUMEL_CAP
 
 
 def _decode_name(raw: bytes) -> str:
