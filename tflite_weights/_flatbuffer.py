@@ -72,6 +72,10 @@ VECTOR_DTYPES = {
     "f64": np.dtype("<f8"),
 }
 
+#: struct format character of each scalar kind (standard sizes, as used with "<")
+_STRUCT_CHARS = {"bool": "B", "i8": "b", "u8": "B", "i16": "h", "u16": "H", "i32": "i",
+                 "u32": "I", "i64": "q", "u64": "Q", "f32": "f", "f64": "d"}
+
 _VTABLE_STRUCTS: dict[int, struct.Struct] = {}
 
 
@@ -322,7 +326,7 @@ class Table:
         if n == 0:
             return ()
         fb = self.fb
-        return struct.unpack_from("<%d%s" % (n, dtype.char), fb.data, fb.base + start)
+        return struct.unpack_from("<%d%s" % (n, _STRUCT_CHARS[kind]), fb.data, fb.base + start)
 
     def string_bytes(self, slot: int, name: str) -> "bytes | None":
         v = self.vector(slot, 1, name)

@@ -446,11 +446,12 @@ def parse_tables(text: str, unions: "dict[str, tuple[str, ...]] | None" = None
             if "=" in ftype:
                 ftype, _, d = ftype.partition("=")
                 default = int(d)
+            vector = ftype.startswith("[")
+            ftype = ftype.strip("[]")
             enum = None
             if "@" in ftype:
                 ftype, _, enum = ftype.partition("@")
-            vector = ftype.startswith("[")
-            base = ftype.strip("[]")
+            base = ftype
             if base in SCALAR_KINDS:
                 kind = "vector" if vector else "scalar"
                 if default is None and not vector:

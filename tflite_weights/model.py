@@ -394,8 +394,46 @@ class Model:
 
     @property
     def conversion_metadata(self):
+        """The converter's CONVERSION_METADATA (environment and optimization modes),
+        or None (see :mod:`tflite_weights.metadata`)."""
         from .metadata import conversion_metadata
         return conversion_metadata(self)
+
+    @property
+    def tflite_metadata(self):
+        """TFLite Support metadata (TFLITE_METADATA, identifier "M001"), or None."""
+        from .metadata import tflite_metadata
+        return tflite_metadata(self)
+
+    @property
+    def associated_files(self):
+        """Files appended to the model as a zip: name -> size, ``read(name)``."""
+        from .metadata import associated_files
+        return associated_files(self)
+
+    @property
+    def buffer_location(self) -> "str | None":
+        """The ``buffer_location`` metadata ("outside flatbuffers" for models whose
+        buffers follow the flatbuffer), or None."""
+        from .metadata import buffer_location
+        return buffer_location(self)
+
+    @property
+    def has_compression_metadata(self) -> bool:
+        """True when TFLite Micro's COMPRESSION_METADATA is present."""
+        from .metadata import compression_metadata_present
+        return compression_metadata_present(self)
+
+    @property
+    def operator_codes(self):
+        """The model's OperatorCode table (see :mod:`tflite_weights.operators`)."""
+        from .operators import operator_codes
+        return operator_codes(self)
+
+    def describe(self) -> dict:
+        """All decoded metadata as a JSON-ready dict (see :func:`tflite_weights.metadata.describe`)."""
+        from .metadata import describe
+        return describe(self)
 
     # -- external buffers, variables (see external.py, variables.py) ------------------
     @property

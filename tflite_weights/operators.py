@@ -144,7 +144,7 @@ def _string_at(fb, pos: int, where: str) -> str:
 
 def _enum_name(enums, enum: str, value: int) -> str:
     # the notation's parser leaves the closing bracket on a vector's enum: "[i32@E]"
-    return enums[enum.rstrip("]")].get(value, f"<{value}>")
+    return enums[enum].get(value, f"<{value}>")
 
 
 def _scalar(f, v, enums=_schema.ENUMS):
