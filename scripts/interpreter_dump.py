@@ -3,7 +3,7 @@
 
 Usage::
 
-    python scripts/interpreter_dump.py MODEL OUT_JSON OUT_NPZ [--crashed SG:INDEX:RC ...]
+    python scripts/interpreter_dump.py MODEL OUT_JSON OUT_NPZ [--crashed PHASE:SG:INDEX:RC ...]
 
 The script is standalone on purpose: it imports only the standard library,
 numpy and the interpreter (``ai_edge_litert``, or ``tensorflow`` as a
@@ -11,52 +11,79 @@ fallback), never ``tflite_weights``, so that its output can serve as an
 independent reference ("golden") for the reader.
 
 The model is loaded from its path with the builtin op resolver and no default
-delegates (so XNNPACK does not repack or take over any constant), then
-``allocate_tensors()`` is called.  If loading fails the JSON has status
-"refused" and no tensors; if only ``allocate_tensors()`` fails the status is
-also "refused" but every tensor the interpreter can describe is still dumped.
+delegates (so XNNPACK does not repack or take over any constant).  Every
+tensor of every subgraph is read with ``get_tensor()`` once before
+``allocate_tensors()`` and once after.  Before allocation only tensors whose
+data come with the model have data (the others give "Tensor data is null"),
+so the first read tells constants from the rest in the interpreter's own
+terms, and the values read then are the ones stored.  After allocation,
+non-constant tensors point into uninitialised arena memory: their reads are
+only reported, never stored.  If loading fails the JSON has status "refused"
+and no tensors; if ``allocate_tensors()`` fails the status is also "refused"
+(with ``error_stage``) but everything the interpreter can describe is dumped.
 
 OUT_JSON
-    ``{"format": 1, "interpreter": {...}, "status", "error", "error_stage",
-    "num_subgraphs", "signatures", "signature_runners", "tensors",
-    "other_subgraphs"}``.  ``tensors`` holds ``get_tensor_details()`` of
-    subgraph 0; ``other_subgraphs`` holds ``{"subgraph": k, "tensors": [...]}``
-    for every further subgraph.  Each tensor entry has the interpreter's
-    details made JSON-safe (float32 values are written as the exact double of
-    the float32, so ``np.float32(x)`` gives back the same bits) plus:
+    ``{"format": 1, "interpreter": {"package", "version"}, "status",
+    "error", "error_stage", "num_subgraphs", "signatures",
+    "signature_runners", "tensors", "other_subgraphs"}``.
+    ``signatures`` is ``get_signature_list()``; ``signature_runners`` maps
+    each key to the runner's input/output details by name (index, shape,
+    shape_signature, dtype) and its ``subgraph_index``.  ``tensors`` is
+    ``get_tensor_details()`` of subgraph 0 (after allocation) and
+    ``other_subgraphs`` holds ``{"subgraph": k, "tensors": [...]}`` for the
+    others.  Each tensor entry has the details made JSON-safe (float32 values
+    are written as the exact double of the float32, so ``np.float32(x)``
+    gives back the same bits; ``dtype`` is a numpy dtype name such as "int8"
+    or "object") plus:
 
-    ``value``          "ok", "null" (the interpreter has no data for it),
-                       "error" (``get_tensor()`` raised) or "crashed" (not
-                       read, see below), with ``value_error``.
-    ``data_source``    "model_file" when the interpreter reads the tensor's
-                       bytes straight from the mapped model file (a constant),
-                       "runtime" when the bytes live in interpreter-owned
-                       memory (activations, variables, outputs of ops), null
-                       if unknown (no /proc/self/maps, or no data).
-    ``data_offset``    for "model_file" tensors: byte offset in the file where
-                       the interpreter reads the tensor's data; ``data_nbytes``
-                       the number of bytes it reads there.
-    ``npz_key``        key of the value in OUT_NPZ, or null if not stored.
-    ``string_value``   for string tensors: list of hex strings (not in npz).
+    ``value``, ``value_error``
+        status of ``get_tensor()`` after allocation: "ok", "null" (no data,
+        e.g. "Tensor data is null"), "error" (other exception), "skipped"
+        (resource and variant tensors, dtype "object": reading them makes
+        the interpreter read undefined memory, so it returns None or crashes
+        at random) or "crashed" (not read, see below); the message.
+    ``value_before_allocate``, ``value_before_allocate_error``
+        the same for the read before allocation; "ok" marks a constant;
+        "absent" for tensors that did not exist before allocation.
+    ``added_by_allocate``
+        true for tensors the interpreter added in ``allocate_tensors()``
+        (kernel temporaries such as im2col buffers; usually nameless):
+        they are not in the file.
+    ``data_source``
+        for constants: "model_file" when the interpreter's data pointer lies
+        in the mapped model file; "runtime" if elsewhere; null if unknown
+        (0-d tensors come back as numpy scalars without an address; no
+        /proc/self/maps).
+    ``data_offset``, ``data_nbytes``
+        for "model_file" constants: byte offset in the file at which the
+        interpreter reads the data, and how many bytes.
+    ``npz_key``, ``npz_layout``
+        key of the value in OUT_NPZ; "dense" (value in the tensor's shape) or
+        "sparse_stored_values" (1-D, the values the sparse buffer holds in
+        traversal order: ``get_tensor()`` returns such a buffer in the dense
+        shape, with memory past the buffer's end in the rest).
+    ``string_value`` / ``object_value``
+        string constants as a list of hex strings / repr of other object
+        values (not stored in OUT_NPZ).
+    ``value_changed_by_allocate``
+        present (true) if a constant read differently after allocation.
 
 OUT_NPZ
-    Values of the tensors whose data come from the model file, under
-    ``t<index>`` for subgraph 0 and ``s<k>_t<index>`` for subgraph k.
-    Values of "runtime" tensors are not stored: after ``allocate_tensors()``
-    without ``invoke()`` they are uninitialised arena memory, which is neither
-    meaningful nor reproducible.  (Where the data source cannot be determined,
-    every readable value is stored.)  The archive is written with fixed zip
-    timestamps so identical input gives identical bytes, and it loads with
+    Constant values under ``t<index>`` for subgraph 0 and ``s<k>_t<index>``
+    for subgraph k.  The archive is written with fixed zip timestamps, so
+    identical input gives identical bytes, and it loads with
     ``np.load(..., allow_pickle=False)``.
 
 The script exits 0 once both files are written.  The interpreter can crash
 the process on some valid models; callers should run this in a subprocess
 and treat a negative return code as a crash.  While it runs, the script
 keeps the step in progress in ``OUT_JSON.progress`` ("load",
-"allocate_tensors", "tensor SG INDEX", ...; removed on success).  When a
-crash happened in ``get_tensor()``, the caller can run the script again
-with ``--crashed SG:INDEX:RC`` to skip that tensor: it is then recorded with
-value "crashed" and listed in the top-level ``crashed_reads``.
+"allocate_tensors", "pre SG INDEX", "post SG INDEX", ...; removed on
+success).  When a crash happened in ``get_tensor()`` or in the address
+lookup of one tensor, the caller can run the script again with ``--crashed
+pre|post|location:SG:INDEX:RC`` to skip that call: a skipped read is recorded
+as "crashed", and every skipped call is listed in the top-level
+``crashed_reads``.
 """
 
 import json
@@ -167,6 +194,9 @@ def _data_location(wrapper, index, subgraph, mappings):
     except Exception:
         return None, None, None
     try:
+        if not isinstance(view, np.ndarray) or view.ndim == 0:
+            # 0-d tensors come back as numpy scalars (copies): no address.
+            return None, None, None
         ptr = view.__array_interface__["data"][0]
         nbytes = int(view.nbytes)
     except Exception:  # e.g. None for resource tensors
@@ -211,10 +241,65 @@ class _Progress(object):
             pass
 
 
+_OPAQUE_READ = (
+    "get_tensor() not called: resource and variant tensors (numpy dtype "
+    "object) hold no array, and reading one makes the interpreter read "
+    "undefined memory (it returns None or crashes, at random)")
+
+
+def _read_value(interp, subgraph, index, phase, progress, crashed,
+                opaque=False):
+    """(status, error, array) of get_tensor() in phase "pre" or "post"."""
+    if opaque:
+        return "skipped", _OPAQUE_READ, None
+    key = (phase, subgraph, index)
+    if key in crashed:
+        return "crashed", (
+            "not read: get_tensor() ended an earlier run of this script with "
+            "return code %d" % crashed[key]), None
+    progress("%s %d %d" % (phase, subgraph, index))
+    try:
+        value = interp.get_tensor(index, subgraph)
+    except TypeError:  # old signature without subgraph_index
+        if subgraph:
+            return "error", "get_tensor() has no subgraph_index", None
+        value = interp.get_tensor(index)
+    except Exception as e:  # noqa: BLE001 - record whatever the runtime says
+        msg = str(e)
+        return ("null" if "null" in msg.lower() else "error"), msg, None
+    if value is None:
+        return "null", "get_tensor() returned None", None
+    return "ok", None, np.asarray(value)
+
+
+def _is_opaque(det):
+    """Resource/variant tensors: the interpreter maps them to dtype object
+    (strings map to numpy bytes)."""
+    try:
+        return np.dtype(det.get("dtype")) == np.dtype(object)
+    except TypeError:
+        return False
+
+
+def _stored_count(sparsity):
+    """Number of values a sparse tensor's buffer holds (traversal order)."""
+    count = 1
+    for dm in sparsity.get("dim_metadata") or []:
+        if int(dm.get("format", 0)) == 0:          # DENSE
+            count *= int(dm["dense_size"])
+        else:                                      # SPARSE_CSR
+            count = len(dm["array_indices"])
+    return count
+
+
 def _tensor_entry(interp, det, subgraph, mappings, arrays, progress,
-                  crashed):
+                  crashed, pre, pre_subgraphs):
+    """One tensor: details after allocate_tensors(), value status before and
+    after, and (for tensors with data before allocation) where the data
+    lie in the file and the value itself (into `arrays`)."""
     index = int(det["index"])
     scale, zero_point = det.get("quantization", (0.0, 0))
+    sparsity = det.get("sparsity_parameters") or {}
     entry = {
         "subgraph": subgraph,
         "index": index,
@@ -226,51 +311,57 @@ def _tensor_entry(interp, det, subgraph, mappings, arrays, progress,
         "quantization": [_f32(scale), int(zero_point)],
         "quantization_parameters": _quant_params(
             det.get("quantization_parameters", {})),
-        "sparsity_parameters": _jsonable(det.get("sparsity_parameters", {})),
-        "value": None,
-        "value_error": None,
-        "data_source": None,
-        "data_offset": None,
-        "data_nbytes": None,
-        "npz_key": None,
+        "sparsity_parameters": _jsonable(sparsity),
     }
-    if (subgraph, index) in crashed:
-        entry["value"] = "crashed"
-        entry["value_error"] = (
-            "not read: get_tensor() ended an earlier run of this script "
-            "with return code %d" % crashed[(subgraph, index)])
+    status, error, value = _read_value(interp, subgraph, index, "post",
+                                       progress, crashed, _is_opaque(det))
+    entry["value"], entry["value_error"] = status, error
+    added = (subgraph, index) not in pre if subgraph in pre_subgraphs else None
+    pre_status, pre_error, pre_value = pre.get(
+        (subgraph, index),
+        ("absent", "tensor added by the interpreter in allocate_tensors()",
+         None))
+    entry["added_by_allocate"] = added
+    entry["value_before_allocate"] = pre_status
+    entry["value_before_allocate_error"] = pre_error
+    entry.update(data_source=None, data_offset=None, data_nbytes=None,
+                 npz_key=None, npz_layout=None)
+    if pre_value is None:
         return entry
-    progress("tensor %d %d" % (subgraph, index))
-    try:
-        value = interp.get_tensor(index, subgraph)
-    except TypeError:  # old signature without subgraph_index
-        value = interp.get_tensor(index) if subgraph == 0 else None
-    except Exception as e:  # noqa: BLE001 - record whatever the runtime says
-        msg = str(e)
-        entry["value"] = "null" if "null" in msg.lower() else "error"
-        entry["value_error"] = msg
-        return entry
-    if value is None:
-        entry["value"] = "null"
-        entry["value_error"] = "get_tensor() returned None"
-        return entry
-    entry["value"] = "ok"
-    value = np.asarray(value)
-    wrapper = getattr(interp, "_interpreter", None)
-    source, offset, nbytes = _data_location(wrapper, index, subgraph, mappings)
-    entry["data_source"], entry["data_offset"] = source, offset
-    entry["data_nbytes"] = nbytes
-    if value.dtype == object:
-        items = value.ravel().tolist()
+
+    # The tensor has data before any allocation: a constant from the file.
+    if pre_value.dtype.kind in "OSU":
+        # No address for these: the wrapper's tensor() crashes on strings.
+        items = pre_value.ravel().tolist()
         if all(isinstance(v, bytes) for v in items):
             entry["string_value"] = [v.hex() for v in items]
         else:
             entry["object_value"] = [repr(v) for v in items]
         return entry
-    if source in ("model_file", None):
-        key = ("t%d" % index) if subgraph == 0 else ("s%d_t%d" % (subgraph, index))
-        arrays[key] = np.ascontiguousarray(value)
-        entry["npz_key"] = key
+    source = offset = nbytes = None
+    if ("location", subgraph, index) not in crashed:
+        progress("location %d %d" % (subgraph, index))
+        wrapper = getattr(interp, "_interpreter", None)
+        source, offset, nbytes = _data_location(wrapper, index, subgraph,
+                                                mappings)
+    layout = "dense"
+    stored = np.ascontiguousarray(pre_value)
+    if sparsity:
+        # get_tensor() shapes the buffer with the dense shape; only the first
+        # values are the tensor's (the rest is whatever follows in memory).
+        count = _stored_count(sparsity)
+        stored = np.ascontiguousarray(stored.ravel()[:count])
+        layout = "sparse_stored_values"
+        if nbytes is not None:
+            nbytes = int(stored.nbytes)
+    if value is not None and value.dtype != object and (
+            value.shape != pre_value.shape
+            or value.tobytes() != pre_value.tobytes()):
+        entry["value_changed_by_allocate"] = True
+    key = ("t%d" % index) if subgraph == 0 else ("s%d_t%d" % (subgraph, index))
+    arrays[key] = stored
+    entry.update(data_source=source, data_offset=offset, data_nbytes=nbytes,
+                 npz_key=key, npz_layout=layout)
     return entry
 
 
@@ -341,11 +432,17 @@ def _write_json(path, obj):
     os.replace(tmp, path)
 
 
+def _details(interp, subgraph):
+    return (interp.get_tensor_details(subgraph) if subgraph
+            else interp.get_tensor_details())
+
+
 def dump(model_path, out_json, out_npz, crashed=None):
     """Writes out_json and out_npz; returns the JSON object.
 
-    crashed: {(subgraph, tensor index): return code} of tensors whose
-    get_tensor() crashed the process in an earlier run; they are not read.
+    crashed: {(phase, subgraph, tensor index): return code} of get_tensor()
+    calls ("pre" or "post" allocation) that crashed the process in an
+    earlier run; they are not made again.
     """
     crashed = dict(crashed or {})
     progress = _Progress(progress_path(out_json))
@@ -376,6 +473,30 @@ def dump(model_path, out_json, out_npz, crashed=None):
         write_npz(out_npz, arrays)
         progress.done()
         return result
+
+    progress("num_subgraphs")
+    try:
+        n_sub = int(interp.num_subgraphs())
+    except Exception:  # older interpreters: main subgraph only
+        n_sub = 1
+    result["num_subgraphs"] = n_sub
+
+    # Before allocation only tensors with data in the model have data.
+    pre, pre_subgraphs = {}, set()
+    for sg in range(n_sub):
+        progress("details_pre %d" % sg)
+        try:
+            details = _details(interp, sg)
+        except Exception as e:  # noqa: BLE001
+            result.setdefault("details_before_allocate_errors", {})[
+                str(sg)] = str(e)
+            continue
+        pre_subgraphs.add(sg)
+        for det in details:
+            idx = int(det["index"])
+            pre[(sg, idx)] = _read_value(interp, sg, idx, "pre", progress,
+                                         crashed, _is_opaque(det))
+
     progress("allocate_tensors")
     try:
         interp.allocate_tensors()
@@ -391,26 +512,19 @@ def dump(model_path, out_json, out_npz, crashed=None):
         result["signatures"] = {}
     result["signature_runners"] = _signature_runners(interp)
 
-    progress("tensor_details")
-    try:
-        n_sub = int(interp.num_subgraphs())
-    except Exception:
-        n_sub = 1
-    result["num_subgraphs"] = n_sub
     for sg in range(n_sub):
+        progress("details %d" % sg)
         try:
-            details = (interp.get_tensor_details(sg) if sg
-                       else interp.get_tensor_details())
+            details = _details(interp, sg)
         except Exception as e:  # noqa: BLE001
-            details = []
             if sg == 0:
                 result["tensors_error"] = str(e)
             else:
                 result["other_subgraphs"].append(
                     {"subgraph": sg, "tensors": [], "error": str(e)})
-                continue
+            continue
         entries = [_tensor_entry(interp, d, sg, mappings, arrays, progress,
-                                 crashed)
+                                 crashed, pre, pre_subgraphs)
                    for d in details]
         if sg == 0:
             result["tensors"] = entries
@@ -420,8 +534,8 @@ def dump(model_path, out_json, out_npz, crashed=None):
     progress("write")
     if crashed:
         result["crashed_reads"] = [
-            {"subgraph": sg, "index": i, "returncode": rc}
-            for (sg, i), rc in sorted(crashed.items())]
+            {"phase": ph, "subgraph": sg, "index": i, "returncode": rc}
+            for (ph, sg, i), rc in sorted(crashed.items())]
     _write_json(out_json, result)
     write_npz(out_npz, arrays)
     progress.done()
@@ -442,14 +556,19 @@ def main(argv=None):
     ap.add_argument("out_json")
     ap.add_argument("out_npz")
     ap.add_argument(
-        "--crashed", action="append", default=[], metavar="SG:INDEX:RC",
-        help="do not call get_tensor() on this tensor, whose read crashed "
-        "an earlier run with return code RC; record it as 'crashed'")
+        "--crashed", action="append", default=[],
+        metavar="PHASE:SG:INDEX:RC",
+        help="do not call get_tensor() on this tensor in PHASE ('pre' or "
+        "'post' allocation), or do not look up its address ('location'): "
+        "that crashed an earlier run with return code RC; a skipped read "
+        "is recorded as 'crashed'")
     args = ap.parse_args(argv)
     crashed = {}
     for spec in args.crashed:
-        sg, idx, rc = (int(v) for v in spec.split(":"))
-        crashed[(sg, idx)] = rc
+        phase, sg, idx, rc = spec.split(":")
+        if phase not in ("pre", "post", "location"):
+            ap.error("bad --crashed phase: %r" % phase)
+        crashed[(phase, int(sg), int(idx))] = int(rc)
     dump(args.model, args.out_json, args.out_npz, crashed)
     return 0
 

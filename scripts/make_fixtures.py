@@ -27,9 +27,13 @@ the metadata names and the decoded CONVERSION_METADATA as TensorFlow reads
 them.
 
 Everything is seeded (Python, numpy, TensorFlow), data are synthetic, ops run
-single-threaded and deterministic, and PYTHONHASHSEED is pinned by re-running
-the interpreter process, so a second run gives byte-identical files with the
-same package versions.  Nothing here imports ``tflite_weights``.
+single-threaded and deterministic, and the script re-executes itself once
+with PYTHONHASHSEED=0 and address-space randomisation turned off (the
+converter's buffer-offset writer orders blobs by an address-seeded hash), so
+a second run gives byte-identical files with the same package versions on
+the same machine.  Each fixture is then checked to show what it
+is meant to show (``check_fixture``); the exit status is 1 if one does not.
+Nothing here imports ``tflite_weights``.
 """
 
 import argparse
@@ -59,11 +63,38 @@ DUMP_SCRIPT = os.path.join(SCRIPTS_DIR, "interpreter_dump.py")
 SEED = 1234
 
 
+_ADDR_NO_RANDOMIZE = 0x0040000
+_REEXEC_MARK = "TFLITE_FIXTURES_REEXEC"
+
+
+def _disable_aslr():
+    """Turns off address-space randomisation for this process's next exec.
+
+    The converter's buffer-offset writer appends constant blobs in the
+    iteration order of a hash map whose seed comes from an address, so with
+    randomised addresses the blob order (and so the file) changes from run to
+    run.  Returns False where the kernel or the sandbox does not allow it.
+    """
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        current = libc.personality(0xFFFFFFFF)
+        if current == -1:
+            return False
+        if current & _ADDR_NO_RANDOMIZE:
+            return True
+        return libc.personality(current | _ADDR_NO_RANDOMIZE) != -1
+    except (OSError, AttributeError):
+        return False
+
+
 def _reexec_with_pinned_env():
-    if all(os.environ.get(k) == v for k, v in _ENV.items()):
+    """Re-executes once with the pinned environment and without ASLR."""
+    if os.environ.get(_REEXEC_MARK):
         return
     env = dict(os.environ)
     env.update(_ENV)
+    env[_REEXEC_MARK] = "aslr-off" if _disable_aslr() else "aslr-on"
     os.execve(sys.executable, [sys.executable] + sys.argv, env)
 
 
@@ -388,9 +419,13 @@ def fx_lstm():
     L = keras.layers
     model = keras.Sequential([
         keras.Input((5, 3), batch_size=1, name="sequence"),
-        L.LSTM(4, bias_initializer=_bias_init(), name="lstm"),
+        L.LSTM(4, name="lstm"),
         L.Dense(2, bias_initializer=_bias_init(), name="dense"),
     ], name="lstm")
+    lstm = model.get_layer("lstm")
+    kernel, recurrent, bias = lstm.get_weights()
+    bias = _rng(8).normal(scale=0.1, size=bias.shape).astype(np.float32)
+    lstm.set_weights([kernel, recurrent, bias])  # distinct gate biases
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     data = _apply_recipe(converter, rcp)
     return (data, "Float Keras LSTM(4) over 5 steps of 3 features (batch 1), "
@@ -533,6 +568,25 @@ def fx_resource_variable():
             "CALL_ONCE init subgraph", rcp, {})
 
 
+def fx_strings():
+    rcp = recipe(source="concrete_functions")
+    module = tf.Module()
+
+    @tf.function(input_signature=[tf.TensorSpec([2], tf.int32, name="ids")])
+    def lookup(ids):
+        # Empty string, embedded NUL and non-ASCII bytes on purpose.
+        table = tf.constant([b"alpha", b"", b"g\x00mma",
+                             u"d\u00e9lta".encode("utf-8")])
+        return {"words": tf.gather(table, ids)}
+
+    module.lookup = lookup
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [lookup.get_concrete_function()], module)
+    data = _apply_recipe(converter, rcp)
+    return (data, "STRING constant [4] (b'alpha', b'', b'g\\x00mma', "
+            "UTF-8 'd\u00e9lta') read by GATHER", rcp, {})
+
+
 FIXTURES = {
     "qat_conv": fx_qat_conv,
     "ptq_int8": fx_ptq_int8,
@@ -547,6 +601,7 @@ FIXTURES = {
     "sparse": fx_sparse,
     "sparse_int8": fx_sparse_int8,
     "resource_variable": fx_resource_variable,
+    "strings": fx_strings,
 }
 
 
@@ -647,9 +702,10 @@ def run_dump(model_path, json_path, npz_path, timeout=600, max_retries=50):
             with open(progress) as f:
                 step = f.read().strip()
             os.remove(progress)
-        if rc < 0 and step and step.startswith("tensor "):
-            _, sg, idx = step.split()
-            crashed.append("%s:%s:%d" % (sg, idx, rc))
+        if rc < 0 and step and step.split()[0] in ("pre", "post",
+                                                   "location"):
+            phase, sg, idx = step.split()
+            crashed.append("%s:%s:%s:%d" % (phase, sg, idx, rc))
             continue
         break
     status = "crashed" if rc < 0 else "dump_failed"
@@ -667,6 +723,136 @@ def run_dump(model_path, json_path, npz_path, timeout=600, max_retries=50):
 
 
 # ----------------------------------------------------------------------------
+
+
+# ----------------------------------------------------------------------------
+# Sanity checks: each fixture shows what it is meant to show.
+
+
+def _golden_tensors(golden):
+    out = list(golden.get("tensors", []))
+    for sg in golden.get("other_subgraphs", []):
+        out.extend(sg.get("tensors", []))
+    return out
+
+
+def check_fixture(name, entry, out_dir):
+    """Returns a list of problems (empty if the fixture is as intended)."""
+    problems = []
+
+    def expect(cond, msg):
+        if not cond:
+            problems.append(msg)
+
+    with open(os.path.join(out_dir, entry["golden"]["json"]["file"])) as f:
+        golden = json.load(f)
+    expect(golden.get("status") == "ok",
+           "golden status %r" % golden.get("status"))
+    if golden.get("status") not in ("ok", "refused"):
+        return problems
+    values = np.load(os.path.join(out_dir, entry["golden"]["npz"]["file"]),
+                     allow_pickle=False)
+    with open(os.path.join(out_dir, entry["file"]), "rb") as f:
+        blob = f.read()
+    tensors = _golden_tensors(golden)
+    for t in tensors:
+        if t.get("data_offset") is not None:
+            a = values[t["npz_key"]]
+            raw = blob[t["data_offset"]:t["data_offset"] + t["data_nbytes"]]
+            expect(raw == a.tobytes(),
+                   "%s: bytes at data_offset differ from the value"
+                   % t["name"])
+    ops = [op for sg in entry["model"]["subgraphs"] for op in sg["operators"]]
+    consts = [t for t in tensors if t.get("value_before_allocate") == "ok"]
+
+    def qp(t):
+        return t["quantization_parameters"]
+
+    def per_channel(t, qdim):
+        return (len(qp(t)["scales"]) == t["shape"][qdim] > 1
+                and qp(t)["quantized_dimension"] == qdim)
+
+    if name == "qat_conv":
+        conv = [t for t in consts if t["dtype"] == "int8"
+                and t["shape"] == [8, 3, 3, 1]]
+        expect(len(conv) == 1 and per_channel(conv[0], 0),
+               "conv weight int8 [8,3,3,1] with 8 scales on axis 0")
+        fw = np.load(os.path.join(out_dir, "qat_conv_float_weights.npz"))
+        if conv:
+            q = values[conv[0]["npz_key"]].astype(np.float64)
+            scale = np.asarray(qp(conv[0])["scales"])[:, None, None, None]
+            kmin = fw["quant_conv__kernel_min_0"][:, None, None, None]
+            kmax = fw["quant_conv__kernel_max_0"][:, None, None, None]
+            k = np.clip(fw["conv_kernel"].transpose(3, 0, 1, 2), kmin, kmax)
+            err = np.max(np.abs(q * scale - k) / scale)
+            expect(err <= 0.5 + 1e-3,
+                   "int8 conv weight != clip(float, QAT range) (%.3f LSB)"
+                   % err)
+    if name in ("ptq_int8", "depthwise", "sparse_int8"):
+        expect(all(t["dtype"] in ("int8", "int32") for t in consts
+                   if t["shape"] and len(t["shape"]) > 1),
+               "full-integer model has float weights")
+    if name == "depthwise":
+        dw = [t for t in consts if t["dtype"] == "int8"
+              and t["shape"] == [1, 3, 3, 6]]
+        expect(len(dw) == 1 and per_channel(dw[0], 3),
+               "depthwise weight [1,3,3,6] per-channel on axis 3")
+    if name == "int16x8":
+        expect(any(t["dtype"] == "int64" for t in consts), "int64 bias")
+        expect(any(t["dtype"] == "int16" for t in tensors),
+               "int16 activations")
+    if name == "dynamic_range":
+        expect(any(t["dtype"] == "int8" and t["shape"] == [48, 64]
+                   and per_channel(t, 0) for t in consts),
+               "int8 hybrid weight [48,64] with 48 scales")
+        expect(any(t["dtype"] == "float32" and t["shape"] == [8, 48]
+                   for t in consts), "small weight stays float32")
+        expect("DEQUANTIZE" not in ops, "no DEQUANTIZE in a hybrid model")
+    if name == "float16":
+        expect(any(t["dtype"] == "float16" for t in consts),
+               "float16 constants")
+        expect("DEQUANTIZE" in ops, "DEQUANTIZE op")
+    if name in ("sparse", "sparse_int8"):
+        expect(any(t["sparsity_parameters"] for t in consts),
+               "a constant with sparsity parameters")
+        expect("DENSIFY" in ops, "DENSIFY op")
+    if name == "buffer_offset":
+        expect("buffer_location" in entry["model"]["metadata"],
+               "metadata buffer_location")
+        first_offset = min((t["data_offset"] for t in consts
+                              if t.get("data_offset") is not None),
+                             default=0)
+        expect(first_offset > 0, "constants read from the file")
+    if name == "control_flow":
+        expect(len(entry["model"]["subgraphs"]) > 1, "several subgraphs")
+        expect("WHILE" in ops and "IF" in ops, "WHILE and IF ops")
+        expect(any(t["subgraph"] > 0 and len(t["shape"]) == 2
+                   for t in consts), "a weight in a non-main subgraph")
+    if name == "lstm":
+        expect("UNIDIRECTIONAL_SEQUENCE_LSTM" in ops,
+               "UNIDIRECTIONAL_SEQUENCE_LSTM op")
+    if name == "multi_signature":
+        expect(sorted(golden["signatures"]) == ["decode", "encode"],
+               "signatures encode and decode")
+    if name == "resource_variable":
+        for op in ("VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE",
+                   "CALL_ONCE"):
+            expect(op in ops, op + " op")
+        expect(any(t["subgraph"] > 0 for t in consts),
+               "initial value in the init subgraph")
+    if name == "strings":
+        words = [t for t in consts if "string_value" in t]
+        expect(len(words) == 1 and [bytes.fromhex(v) for v in
+                                    words[0]["string_value"]]
+               == [b"alpha", b"", b"g\x00mma", u"d\u00e9lta".encode()],
+               "string constant read back by the interpreter")
+    if entry["recipe"]["use_buffer_offset"]:
+        expect(entry["model"]["conversion_metadata"] is None,
+               "no CONVERSION_METADATA expected with buffer offsets")
+    else:
+        expect(entry["model"]["conversion_metadata"] is not None,
+               "CONVERSION_METADATA present")
+    return problems
 
 
 def _sha256(path):
@@ -694,7 +880,7 @@ def _versions():
         return None
     return {
         "python": platform.python_version(),
-        "tensorflow": tf.__version__,
+        "tensorflow": v("tensorflow", "tensorflow-cpu"),
         "tensorflow_dist": ("tensorflow-cpu" if v("tensorflow-cpu")
                             else "tensorflow"),
         "tf_keras": v("tf-keras", "tf_keras"),
@@ -734,7 +920,44 @@ def build(name, out_dir):
     entry["golden"] = {"status": status, "returncode": rc,
                        "json": _file_record(out_dir, json_rel),
                        "npz": _file_record(out_dir, npz_rel)}
-    return entry
+    return entry, check_fixture(name, entry, out_dir)
+
+
+# Variables passed on to the per-fixture processes; everything else (PWD,
+# OLDPWD, the shell's "_", ...) is left out so that it cannot shift the heap.
+_CHILD_ENV_KEEP = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV",
+                   "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+def _build_in_child(name, out_dir):
+    """Builds one fixture in a fresh process; returns (entry, problems).
+
+    A fresh process per fixture makes each file independent of what was
+    built before it, and the process gets the same command line and
+    environment whatever the caller's: the buffer-offset writer orders its
+    constant blobs by a hash that depends on heap addresses, and those
+    depend on everything the process allocated before (earlier conversions,
+    the length of its arguments and environment).
+    """
+    fd, result_path = tempfile.mkstemp(suffix=".json")
+    os.close(fd)
+    env = {k: os.environ[k] for k in _CHILD_ENV_KEEP if k in os.environ}
+    env.update(_ENV)
+    env[_REEXEC_MARK] = os.environ.get(_REEXEC_MARK, "aslr-on")
+    request = json.dumps({"name": name, "out": out_dir,
+                          "result": result_path})
+    try:
+        proc = subprocess.run(
+            [sys.executable, os.path.abspath(__file__), "--build-one"],
+            input=request.encode(), env=env, cwd=SCRIPTS_DIR)
+        if proc.returncode != 0:
+            raise RuntimeError("building %s failed (return code %d)"
+                               % (name, proc.returncode))
+        with open(result_path) as f:
+            result = json.load(f)
+    finally:
+        os.remove(result_path)
+    return result["entry"], result["problems"]
 
 
 def main(argv=None):
@@ -742,11 +965,18 @@ def main(argv=None):
     ap.add_argument("--out", default=os.path.join(REPO_DIR, "fixtures"))
     ap.add_argument("--only", nargs="+", metavar="NAME", choices=FIXTURES)
     ap.add_argument("--list", action="store_true")
+    ap.add_argument("--build-one", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.list:
         print("\n".join(FIXTURES))
         return 0
-    _import_tf()
+    if args.build_one:  # child process of _build_in_child; request on stdin
+        request = json.loads(sys.stdin.read())
+        _import_tf()
+        entry, problems = build(request["name"], request["out"])
+        with open(request["result"], "w") as f:
+            json.dump({"entry": entry, "problems": problems}, f)
+        return 0
     out_dir = os.path.abspath(args.out)
     os.makedirs(out_dir, exist_ok=True)
     manifest_path = os.path.join(out_dir, "MANIFEST.json")
@@ -755,17 +985,24 @@ def main(argv=None):
         with open(manifest_path) as f:
             fixtures = json.load(f).get("fixtures", {})
     names = args.only or list(FIXTURES)
+    failed = {}
     for name in names:
         print("building %s ..." % name, flush=True)
-        entry = build(name, out_dir)
+        entry, problems = _build_in_child(name, out_dir)
         fixtures[name] = entry
-        print("  %s: %d bytes, golden %s" % (
-            entry["file"], entry["size"], entry["golden"]["status"]),
+        print("  %s: %d bytes, golden %s%s" % (
+            entry["file"], entry["size"], entry["golden"]["status"],
+            "" if not problems else ", NOT AS INTENDED: " + "; ".join(problems)),
             flush=True)
+        if problems:
+            failed[name] = problems
     ordered = {n: fixtures[n] for n in FIXTURES if n in fixtures}
     manifest = {"format": 1,
                 "generator": "scripts/make_fixtures.py",
                 "seed": SEED,
+                "address_randomisation": (
+                    "off" if os.environ.get(_REEXEC_MARK) == "aslr-off"
+                    else "on"),
                 "versions": _versions(),
                 "fixtures": ordered}
     with open(manifest_path, "w") as f:
@@ -775,6 +1012,9 @@ def main(argv=None):
     for root, _, files in os.walk(out_dir):
         total += sum(os.path.getsize(os.path.join(root, fn)) for fn in files)
     print("fixtures directory: %d bytes" % total)
+    if failed:
+        print("fixtures not as intended: %s" % ", ".join(sorted(failed)))
+        return 1
     return 0
 
 
