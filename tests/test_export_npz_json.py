@@ -2,7 +2,6 @@
 
 import io
 import json
-import struct
 import zipfile
 from pathlib import Path
 

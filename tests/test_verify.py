@@ -8,7 +8,6 @@ flatbuffers verifier ("The model is not a valid Flatbuffer buffer").
 """
 
 import json
-import os
 import struct
 import subprocess
 import sys
