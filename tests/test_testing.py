@@ -1,0 +1,158 @@
+"""tflite_weights.testing: live comparisons with the interpreter, and their behaviour.
+
+The live comparisons run the LiteRT interpreter (the `test` extra installs
+ai-edge-litert; no TensorFlow) in a subprocess over every fixture and every
+corpus model.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+import tflite_weights as tw
+from tflite_weights import testing
+from tflite_weights.testing import (Report, assert_matches_interpreter, compare_with_dump,
+                                    compare_with_interpreter)
+
+from builders import ModelBuilder
+from conftest import FIXTURES, corpus_files
+
+needs_interpreter = pytest.mark.skipif(not testing.interpreter_available(),
+                                       reason="no TFLite interpreter installed")
+
+FIXTURE_MODELS = sorted(os.path.join(FIXTURES, f) for f in os.listdir(FIXTURES)
+                        if f.endswith(".tflite"))
+CORPUS = [p for p in corpus_files() if not p.endswith("invalid_model.bin")]
+
+# what the interpreter does with these corpus models (SOURCES.md): its failures are
+# reported as such, never as differences
+INTERPRETER_FAILS = {
+    "litert_blockwise_quantized.tflite": "crashed",
+    "litert_sparse_tensor.bin": "refused",            # custom op FakeOp
+    "tflm_audio_preprocessor_int8.tflite": "refused",  # signal-processing custom ops
+    "tflm_person_detect.tflite": "refused",           # quantized_dimension 3 on rank-1
+    "tflm_person_detect_vela.tflite": "refused",      # ethos-u custom op
+}
+
+
+@needs_interpreter
+@pytest.mark.parametrize("path", FIXTURE_MODELS + CORPUS, ids=os.path.basename)
+def test_reader_matches_the_live_interpreter(path):
+    report = compare_with_interpreter(path)
+    assert report.differences == [], str(report)
+    expected = INTERPRETER_FAILS.get(os.path.basename(path), "ok")
+    assert report.status == expected, str(report)
+    with tw.open(path) as m:
+        n = sum(len(sg.tensors) for sg in m.subgraphs)
+    if report.status == "ok":
+        assert report.tensors_compared == n
+
+
+@needs_interpreter
+def test_a_crash_in_allocate_still_compares_what_the_interpreter_read_before(corpus):
+    report = compare_with_interpreter(os.path.join(corpus, "litert_blockwise_quantized.tflite"))
+    assert report.status == "crashed" and report.interpreter_failed
+    assert "allocate_tensors" in report.error
+    assert report.tensors_compared == 5 and report.values_compared == 2
+    assert report.differences == []
+
+
+@needs_interpreter
+def test_on_interpreter_failure_modes(corpus):
+    path = os.path.join(corpus, "tflm_person_detect_vela.tflite")
+    with pytest.raises(pytest.skip.Exception, match="refused"):
+        assert_matches_interpreter(path)
+    with pytest.raises(AssertionError, match="ethos-u"):
+        assert_matches_interpreter(path, on_interpreter_failure="fail")
+    report = assert_matches_interpreter(path, on_interpreter_failure="ignore")
+    assert report.status == "refused" and not report.ok
+
+
+@needs_interpreter
+def test_models_from_bytes_and_open_models_are_compared_too():
+    path = os.path.join(FIXTURES, "ptq_int8.tflite")
+    with open(path, "rb") as f:
+        data = f.read()
+    assert compare_with_interpreter(data).ok
+    with tw.open(data) as m:
+        assert assert_matches_interpreter(m).ok
+    with tw.open(path) as m:
+        assert compare_with_interpreter(m).ok
+
+
+@needs_interpreter
+def test_synthetic_types_match_the_interpreter():
+    b = ModelBuilder()
+    sg = b.subgraph()
+    rng = np.random.default_rng(3)
+    for name, dtype in (("FLOAT32", "<f4"), ("FLOAT16", "<f2"), ("INT32", "<i4"),
+                        ("UINT8", "u1"), ("INT64", "<i8"), ("INT16", "<i2"), ("INT8", "i1"),
+                        ("FLOAT64", "<f8"), ("BOOL", "u1")):
+        v = rng.integers(0, 2 if name == "BOOL" else 100, (2, 3)).astype(dtype)
+        sg.tensor(name.lower(), name, [2, 3], v,
+                  quant=dict(scale=[0.5, 0.25], zero_point=[1, 2]) if name == "INT8" else None)
+    sg.tensor("int4", "INT4", [3], bytes([0x21, 0x0f]))
+    sg.tensor("offset", "INT16", [4], np.arange(4, dtype=np.int16), offset=True)
+    sg.tensor("activation", "FLOAT32", [1, 3])
+    report = compare_with_interpreter(b.finish())
+    assert report.ok, str(report)
+    assert report.values_compared == 11
+
+
+def _golden(name):
+    with open(os.path.join(FIXTURES, "goldens", name + ".json")) as f:
+        dump = json.load(f)
+    with np.load(os.path.join(FIXTURES, "goldens", name + ".npz")) as z:
+        arrays = {k: z[k] for k in z.files}
+    return dump, arrays
+
+
+def test_differences_are_found_and_reported_readably():
+    dump, arrays = _golden("qat_conv")
+    bad = copy.deepcopy(dump)
+    entry = next(e for e in bad["tensors"] if len(e["quantization_parameters"]["scales"]) > 1)
+    entry["quantization_parameters"]["scales"][2] *= 1.5
+    entry["quantization"] = [0.125, 3]
+    key = next(e["npz_key"] for e in bad["tensors"] if e.get("npz_key") and
+               arrays[e["npz_key"]].dtype == np.int8)
+    arrays = dict(arrays)
+    arrays[key] = arrays[key].copy()
+    arrays[key].reshape(-1)[5] += 1
+    bad["signatures"]["serving_default"]["outputs"] = ["other"]
+    with tw.open(os.path.join(FIXTURES, "qat_conv.tflite")) as m:
+        report = compare_with_dump(m, bad, arrays, Report(model="qat_conv"))
+    fields = sorted(d.field for d in report.differences)
+    assert "quantization scales" in fields
+    assert "legacy quantization tuple" in fields
+    assert any(f.startswith("values (1 of") for f in fields)
+    assert "signature outputs" in fields
+    text = str(report)
+    assert "differences:" in text and "interpreter" in text and "ours" in text
+    assert not report.ok
+
+
+def test_legacy_tuple_is_zero_for_per_channel_and_filled_per_tensor():
+    dump, arrays = _golden("ptq_int8")
+    with tw.open(os.path.join(FIXTURES, "ptq_int8.tflite")) as m:
+        per_channel = [t.index for t in m.tensors
+                       if t.quantization is not None and t.quantization.is_per_channel]
+        per_tensor = [t.index for t in m.tensors
+                      if t.quantization is not None and not t.quantization.is_per_channel]
+    assert per_channel and per_tensor
+    by_index = {e["index"]: e for e in dump["tensors"]}
+    assert all(by_index[i]["quantization"] == [0.0, 0] for i in per_channel)
+    assert all(by_index[i]["quantization"][0] != 0.0 for i in per_tensor)
+
+
+def test_skips_cleanly_without_an_interpreter(tmp_path):
+    python = shutil.which("python3", path="/usr/bin:/bin")
+    if python is None or testing.interpreter_available(python):
+        pytest.skip("no Python without an interpreter on this machine")
+    with pytest.raises(pytest.skip.Exception, match="no TFLite interpreter"):
+        compare_with_interpreter(os.path.join(FIXTURES, "ptq_int8.tflite"), python=python)

@@ -1,0 +1,480 @@
+"""Compare what a model holds with what a TFLite interpreter reports, from pytest.
+
+    from tflite_weights.testing import assert_matches_interpreter
+
+    def test_my_model_reads_like_the_interpreter():
+        assert_matches_interpreter("model.tflite")
+
+The interpreter (``ai_edge_litert``, or ``tf.lite`` when that is what is
+installed) runs in a subprocess, so a crash (it aborts or segfaults on some
+valid models) cannot take the test process down; it is reported as an
+interpreter failure, not as a difference.  When no interpreter is installed
+the helpers skip (``pytest.skip``).
+
+The comparison knows the interpreter's habits:
+
+* it is built with ``OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES``
+  (the XNNPACK delegate rewrites quantization parameters after
+  ``allocate_tensors()``);
+* the legacy ``quantization`` tuple is ``(scale, zero_point)`` only for
+  per-tensor parameters and ``(0.0, 0)`` otherwise: both forms are checked
+  against the file's parameters;
+* values are compared only for the tensors the interpreter reads as
+  constants before ``allocate_tensors()`` (the others give "Tensor data is
+  null" or arena memory); tensors it adds itself (kernel temporaries) are
+  ignored;
+* sparse constants come back from ``get_tensor()`` as their stored values,
+  compared with :meth:`Tensor.sparse_values`;
+* models it refuses are reported with its message.
+
+Nothing here is imported by ``tflite_weights`` itself; the interpreter is
+imported only inside the subprocess.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import TFLiteWeightsError
+from .model import Model, open as _open
+
+__all__ = ["Difference", "Report", "compare_with_interpreter", "assert_matches_interpreter",
+           "compare_with_dump", "interpreter_available", "run_interpreter_dump"]
+
+_DUMP_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_interpreter_dump.py")
+
+
+@dataclass
+class Difference:
+    """One field on which the reader and the interpreter disagree."""
+
+    subgraph: int
+    tensor: int | None
+    name: str
+    field: str
+    ours: object
+    theirs: object
+
+    def __str__(self) -> str:
+        where = f"subgraph {self.subgraph}" + (
+            f", tensor {self.tensor} {self.name!r}" if self.tensor is not None else "")
+        return f"{where}: {self.field}: ours {_short(self.ours)}, interpreter {_short(self.theirs)}"
+
+
+@dataclass
+class Report:
+    """The outcome of one comparison.
+
+    ``status`` is ``"ok"`` (the interpreter read the model), ``"refused"``
+    (it rejected the model: ``error`` says why), ``"crashed"`` (its process
+    died: ``error`` has the signal or exit code) or ``"unavailable"`` (no
+    interpreter installed).  ``differences`` lists every disagreement;
+    ``tensors_compared`` and ``values_compared`` count what was checked.
+    """
+
+    model: str
+    interpreter: str | None = None
+    status: str = "ok"
+    error: str | None = None
+    differences: list[Difference] = field(default_factory=list)
+    tensors_compared: int = 0
+    values_compared: int = 0
+    signatures_compared: int = 0
+    skipped: list[tuple[int, int, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when the interpreter read the model and nothing differs."""
+        return self.status == "ok" and not self.differences
+
+    @property
+    def interpreter_failed(self) -> bool:
+        return self.status in ("refused", "crashed")
+
+    def __str__(self) -> str:
+        head = (f"{self.model}: interpreter {self.interpreter or '-'}: {self.status}"
+                + (f" ({self.error})" if self.error else "")
+                + f"; {self.tensors_compared} tensors, {self.values_compared} values, "
+                  f"{self.signatures_compared} signatures compared")
+        if not self.differences:
+            return head + "; no differences"
+        lines = [head + f"; {len(self.differences)} differences:"]
+        lines += [f"  {d}" for d in self.differences[:50]]
+        if len(self.differences) > 50:
+            lines.append(f"  ... and {len(self.differences) - 50} more")
+        return "\n".join(lines)
+
+
+def _short(v) -> str:
+    s = repr(v)
+    return s if len(s) <= 120 else s[:117] + "..."
+
+
+# -- running the interpreter ----------------------------------------------------------
+def interpreter_available(python: str | None = None) -> bool:
+    """True when ``ai_edge_litert`` or ``tensorflow`` can be imported (by ``python``)."""
+    if python is None or python == sys.executable:
+        return any(importlib.util.find_spec(m) is not None
+                   for m in ("ai_edge_litert", "tensorflow"))
+    code = ("import importlib.util as u, sys; "
+            "sys.exit(0 if u.find_spec('ai_edge_litert') or u.find_spec('tensorflow') else 1)")
+    return subprocess.run([python, "-c", code]).returncode == 0
+
+
+def run_interpreter_dump(path: str, *, timeout: float = 300, python: str | None = None
+                         ) -> "tuple[dict, dict[str, np.ndarray]]":
+    """Run the interpreter on ``path`` in a subprocess; return its report and values.
+
+    The report is the JSON of ``_interpreter_dump.py`` (format 1) with
+    ``status`` "ok", "refused" or "crashed"; a crash inside one tensor read is
+    retried with that read skipped, as the dump script allows.
+    """
+    python = python or sys.executable
+    with tempfile.TemporaryDirectory() as tmp:
+        out_json = os.path.join(tmp, "dump.json")
+        out_npz = os.path.join(tmp, "dump.npz")
+        skips: list[str] = []
+        allocate = True
+        for _ in range(16):
+            cmd = [python, _DUMP_SCRIPT, os.fspath(path), out_json, out_npz]
+            for s in skips:
+                cmd += ["--crashed", s]
+            if not allocate:
+                cmd.append("--no-allocate")
+            try:
+                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+            except subprocess.TimeoutExpired:
+                return {"status": "crashed", "error": f"timed out after {timeout} s"}, {}
+            if proc.returncode == 0 and os.path.exists(out_json):
+                with open(out_json) as f:
+                    dump = json.load(f)
+                if not allocate:
+                    dump["error"] = (f"allocate_tensors() crashed the interpreter "
+                                     f"({_exit_text(crash_rc)}); compared what it reports "
+                                     f"before allocation")
+                arrays = {}
+                if os.path.exists(out_npz):
+                    with np.load(out_npz, allow_pickle=False) as z:
+                        arrays = {k: z[k] for k in z.files}
+                return dump, arrays
+            progress = _read_progress(out_json + ".progress")
+            rc = proc.returncode
+            if progress and progress.split()[0] in ("pre", "post", "location"):
+                phase, sg, idx = progress.split()[:3]
+                skips.append(f"{phase}:{sg}:{idx}:{rc}")
+                continue
+            if progress == "allocate_tensors" and allocate:
+                allocate = False  # compare what it reports before allocating
+                crash_rc = rc
+                continue
+            err = proc.stderr.strip().splitlines()[-1:] if proc.stderr else []
+            what = _exit_text(rc)
+            return {"status": "crashed", "error": f"{what} during {progress or 'start-up'}"
+                    + (f": {err[0]}" if err else ""), "crash_stage": progress}, {}
+        return {"status": "crashed", "error": "too many crashing reads"}, {}
+
+
+def _exit_text(rc: int) -> str:
+    return f"killed by signal {-rc}" if rc < 0 else f"exit code {rc}"
+
+
+def _read_progress(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
+
+# -- comparing --------------------------------------------------------------------------
+# what the interpreter's numpy wrapper reports as dtype, when it differs from ours
+_INTERPRETER_DTYPE = {"FLOAT8_E4M3FN": "int8", "FLOAT8_E5M2": "int8", "RESOURCE": "object",
+                      "VARIANT": "object", "STRING": "bytes"}
+
+
+def _expected_dtype(t) -> "str | None":
+    if t.type in _INTERPRETER_DTYPE:
+        return _INTERPRETER_DTYPE[t.type]
+    if t.type == "BFLOAT16":
+        return None  # NPY_USERDEF in the interpreter's wrapper: not comparable
+    return None if t.dtype is None else t.dtype.name
+
+
+def compare_with_dump(model: Model, dump: dict, arrays: "dict[str, np.ndarray]",
+                      report: Report | None = None) -> Report:
+    """Compare ``model`` with an interpreter dump (see :func:`run_interpreter_dump`;
+    the committed goldens of ``fixtures/goldens`` have the same form)."""
+    if report is None:
+        report = Report(model=model.path or "<bytes>")
+    interp = dump.get("interpreter") or {}
+    report.interpreter = (f"{interp.get('package')} {interp.get('version')}"
+                          if interp else report.interpreter)
+    report.status = dump.get("status", "ok")
+    report.error = dump.get("error")
+    if report.status == "crashed" and not dump.get("tensors"):
+        return report
+    if report.status == "refused" and not dump.get("tensors"):
+        return report
+    groups = [(0, dump.get("tensors") or [])]
+    groups += [(o["subgraph"], o.get("tensors") or []) for o in dump.get("other_subgraphs") or []]
+    diff = report.differences.append
+    subgraphs = model.subgraphs
+    if dump.get("num_subgraphs") is not None and dump["num_subgraphs"] != len(subgraphs):
+        diff(Difference(0, None, "", "subgraph count", len(subgraphs), dump["num_subgraphs"]))
+    for sgi, entries in groups:
+        if sgi >= len(subgraphs):
+            diff(Difference(sgi, None, "", "subgraph exists", False, True))
+            continue
+        tensors = subgraphs[sgi].tensors
+        for e in entries:
+            if e.get("added_by_allocate"):
+                report.skipped.append((sgi, e["index"], "added by allocate_tensors()"))
+                continue
+            i = e["index"]
+            if i >= len(tensors):
+                diff(Difference(sgi, i, e.get("name", ""), "tensor exists", False, True))
+                continue
+            _compare_tensor(tensors[i], e, arrays, report)
+    _compare_signatures(model, dump, report)
+    return report
+
+
+def _compare_tensor(t, e: dict, arrays: dict, report: Report) -> None:
+    diffs = report.differences
+
+    def check(fieldname, ours, theirs):
+        if ours != theirs:
+            diffs.append(Difference(t.subgraph, t.index, e.get("name", ""), fieldname,
+                                    ours, theirs))
+
+    report.tensors_compared += 1
+    # the tensor as the interpreter read it from the file, before allocate_tensors()
+    # renamed, retyped or reshaped anything (older dumps have only the state after)
+    desc = e.get("before_allocate") or e
+    try:
+        check("name", t.name, desc["name"])
+        check("shape", list(t.shape), list(desc["shape"]))
+        check("shape_signature", list(t.shape_signature), list(desc["shape_signature"]))
+        want = _expected_dtype(t)
+        if want is not None:
+            check("dtype", want, desc["dtype"])
+        _compare_quantization(t, e, check)
+        _compare_values(t, e, arrays, check, report)
+    except TFLiteWeightsError as err:
+        diffs.append(Difference(t.subgraph, t.index, e.get("name", ""), "readable",
+                                f"{type(err).__name__}: {err}", "read by the interpreter"))
+
+
+def _compare_quantization(t, e: dict, check) -> None:
+    qp = e.get("quantization_parameters") or {}
+    theirs_scale = [float(np.float32(x)) for x in qp.get("scales", [])]
+    theirs_zp = [int(x) for x in qp.get("zero_points", [])]
+    q = t.quantization
+    if q is None:
+        check("quantization scales", [], theirs_scale)
+        check("quantization zero points", [], theirs_zp)
+        return
+    if q.details_type in ("BlockwiseQuantization", "MultiAxisQuantization"):
+        # the interpreter's wrapper reads the scale tensor's bytes as float16 whatever
+        # its type (TensorQuantizationParameters), and reports block_size
+        if q.block_scale is not None:
+            details = q.blockwise or q.multi_axis
+            scale_tensor = t._sg.tensors[details.scales]
+            if scale_tensor.type == "FLOAT16":
+                ours = np.asarray(q.block_scale, np.float32).reshape(-1)
+            else:
+                raw = scale_tensor.raw()
+                ours = raw[:raw.size - raw.size % 2].view("<f2").astype(np.float32)
+            check("blockwise scales", [float(x) for x in ours], theirs_scale)
+        if "block_size" in qp:
+            check("block_size", int(q.block_size), int(qp["block_size"]))
+        return
+    ours_scale = [float(x) for x in q.scale]
+    ours_zp = [int(x) for x in q.zero_point]
+    check("quantization scales", ours_scale, theirs_scale)
+    check("quantization zero points", ours_zp, theirs_zp)
+    if ours_scale:
+        check("quantized_dimension", int(q.quantized_dimension),
+              int(qp.get("quantized_dimension", 0)))
+    legacy = e.get("quantization")
+    if legacy is not None:
+        expect = ([ours_scale[0], ours_zp[0]] if len(ours_scale) == 1 and ours_zp
+                  else [0.0, 0])
+        check("legacy quantization tuple", expect, [float(np.float32(legacy[0])),
+                                                    int(legacy[1])])
+
+
+def _compare_values(t, e: dict, arrays: dict, check, report: Report) -> None:
+    constant = e.get("value_before_allocate") == "ok"
+    if e.get("value_before_allocate") in (None, "absent"):
+        constant = e.get("npz_key") is not None
+    if t.type in ("RESOURCE", "VARIANT") or t.size == 0:
+        return  # no values; an empty tensor reads as empty whether or not it has a buffer
+    check("has_data", t.has_data, constant)
+    if not constant or not t.has_data:
+        return
+    if e.get("data_source") == "model_file" and e.get("data_offset") is not None \
+            and not t.is_sparse:
+        check("data_offset", t.data_offset, e["data_offset"])
+    if "string_value" in e:
+        ours = [bytes(x).hex() for x in np.asarray(t.numpy()).reshape(-1)]
+        check("string values", ours, e["string_value"])
+        report.values_compared += 1
+        return
+    key = e.get("npz_key")
+    if key is None or key not in arrays:
+        return
+    theirs = arrays[key]
+    if e.get("npz_layout") == "sparse_stored_values":
+        ours = np.asarray(t.sparse_values()).reshape(-1)
+        theirs = theirs.reshape(-1)
+        n = min(ours.size, theirs.size)
+        check("sparse stored values", ours[:n].tobytes(), theirs[:n].tobytes())
+    else:
+        ours = t.numpy()
+        if ours.shape == () and theirs.shape == (1,):
+            theirs = theirs.reshape(())  # the dump stores a scalar as one element
+        if ours.shape != theirs.shape:
+            check("value shape", list(ours.shape), list(theirs.shape))
+        elif ours.dtype.itemsize == theirs.dtype.itemsize:
+            if ours.tobytes() != theirs.tobytes():
+                bad = np.flatnonzero(ours.reshape(-1).view(f"u{ours.dtype.itemsize}")
+                                     != theirs.reshape(-1).view(f"u{theirs.dtype.itemsize}"))
+                check(f"values ({bad.size} of {ours.size} differ, first at flat index "
+                      f"{int(bad[0])})", ours.reshape(-1)[bad[0]].item(),
+                      theirs.reshape(-1)[bad[0]].item())
+        else:
+            check("value itemsize", ours.dtype.itemsize, theirs.dtype.itemsize)
+    report.values_compared += 1
+
+
+def _compare_signatures(model: Model, dump: dict, report: Report) -> None:
+    sigs = dump.get("signatures")
+    if sigs is None:
+        return
+    diff = report.differences.append
+    try:
+        ours = model.signatures
+    except TFLiteWeightsError as err:
+        diff(Difference(0, None, "", "signatures readable", str(err), sorted(sigs)))
+        return
+    if sorted(ours) != sorted(sigs):
+        diff(Difference(0, None, "", "signature keys", sorted(ours), sorted(sigs)))
+    runners = dump.get("signature_runners") or {}
+    for key, sig in sigs.items():
+        if key not in ours:
+            continue
+        report.signatures_compared += 1
+        mine = ours[key]
+        for part in ("inputs", "outputs"):
+            if sorted(getattr(mine, part)) != sorted(sig.get(part, [])):
+                diff(Difference(mine.subgraph, None, key, f"signature {part}",
+                                sorted(getattr(mine, part)), sorted(sig.get(part, []))))
+        runner = runners.get(key)
+        if not runner or "error" in runner:
+            continue
+        if runner.get("subgraph_index") is not None and \
+                runner["subgraph_index"] != mine.subgraph:
+            diff(Difference(mine.subgraph, None, key, "signature subgraph", mine.subgraph,
+                            runner["subgraph_index"]))
+        for part in ("inputs", "outputs"):
+            for name, det in (runner.get(part) or {}).items():
+                t = getattr(mine, part).get(name)
+                if t is not None and t.index != det.get("index"):
+                    diff(Difference(mine.subgraph, t.index, name, f"signature {part} index",
+                                    t.index, det.get("index")))
+
+
+# -- the entry points -------------------------------------------------------------------------
+def compare_with_interpreter(model, *, timeout: float = 300, python: str | None = None
+                             ) -> Report:
+    """Compare every tensor (name, shape, type, quantization, values) and signature
+    of ``model`` (a path, bytes or an open :class:`Model`) with a live interpreter.
+
+    Returns a :class:`Report`; its ``status`` says when the interpreter refused
+    the model or crashed (that is not counted as a difference).  Skips
+    (``pytest.skip``) when no interpreter is installed.
+    """
+    if not interpreter_available(python):
+        _skip("no TFLite interpreter (ai-edge-litert or tensorflow) is installed")
+    with _as_path(model) as (path, m):
+        report = Report(model=path)
+        dump, arrays = run_interpreter_dump(path, timeout=timeout, python=python)
+        return compare_with_dump(m, dump, arrays, report)
+
+
+def assert_matches_interpreter(model, *, on_interpreter_failure: str = "skip",
+                               timeout: float = 300, python: str | None = None) -> Report:
+    """Raise AssertionError listing every difference (tensor, field, ours,
+    theirs) between the reader and a live interpreter.
+
+    When the interpreter refuses the model or crashes, ``on_interpreter_failure``
+    decides: ``"skip"`` (pytest.skip, the default), ``"fail"`` (AssertionError)
+    or ``"ignore"`` (return the report).
+    """
+    report = compare_with_interpreter(model, timeout=timeout, python=python)
+    if report.interpreter_failed:
+        msg = f"the interpreter {report.status} on {report.model}: {report.error}"
+        if on_interpreter_failure == "fail":
+            raise AssertionError(msg)
+        if on_interpreter_failure == "skip":
+            _skip(msg)
+        return report
+    if report.differences:
+        raise AssertionError(str(report))
+    return report
+
+
+class _as_path:
+    """A file path for the subprocess, and an open model for the comparison."""
+
+    def __init__(self, model):
+        self.model = model
+        self._tmp = None
+        self._opened = None
+
+    def __enter__(self):
+        m = self.model
+        if isinstance(m, Model):
+            if m.path:
+                return m.path, m
+            data = m._fb.u8.tobytes()
+            opened = m
+        elif isinstance(m, (str, os.PathLike)):
+            self._opened = _open(m)
+            return os.fspath(m), self._opened
+        else:
+            data = bytes(memoryview(m))
+            opened = None
+        fd, path = tempfile.mkstemp(suffix=".tflite")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        self._tmp = path
+        if opened is None:
+            opened = self._opened = _open(path)
+        return path, opened
+
+    def __exit__(self, *exc):
+        if self._opened is not None:
+            self._opened.close()
+        if self._tmp is not None:
+            try:
+                os.unlink(self._tmp)
+            except OSError:
+                pass
+
+
+def _skip(msg: str):
+    try:
+        import pytest
+    except ImportError:  # outside pytest: a plain error
+        raise RuntimeError(msg) from None
+    pytest.skip(msg)
