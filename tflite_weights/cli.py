@@ -139,17 +139,17 @@ def _tensor_row(t):
 
 
 def _table(rows, header, right=(0, 4)) -> list:
-    """Aligned columns; the last column (the name, of any length) is not padded."""
+    """Aligned columns; the last column (the name, of any length) is not padded.  An
+    error row is ``(index, message)``: its message follows the index column."""
     widths = [len(h) for h in header]
     for r in rows:
-        if isinstance(r, str):
-            continue
-        for i, c in enumerate(r):
+        cells = r if len(r) == len(header) else r[:1]
+        for i, c in enumerate(cells):
             widths[i] = max(widths[i], len(c))
     out = []
     for r in [header] + rows:
-        if isinstance(r, str):  # an error row
-            out.append(r)
+        if len(r) != len(header):  # an error row
+            out.append(f"  {r[0].rjust(widths[0])}  error: {r[1]}")
             continue
         cells = [c.rjust(widths[i]) if i in right else c.ljust(widths[i])
                  for i, c in enumerate(r)]
@@ -291,7 +291,7 @@ def cmd_inspect(args) -> int:
                 rows.append(_tensor_row(t))
             except TFLiteWeightsError as e:
                 msg = _one_line(e)
-                rows.append(f"  {t.index:>3}  error: {msg}")
+                rows.append((str(t.index), msg))
                 errors.append({"where": f"subgraph {sg.index} tensor {t.index}", "message": msg})
         for line in _table(rows, ["#", "type", "shape", "quantization", "bytes", "name"]):
             _print(line)
@@ -392,7 +392,8 @@ def cmd_show(args) -> int:
             if q.scale.size:
                 _print(f"  scale       {np.array2string(q.scale, separator=' ')}")
                 _print(f"  zero_point  {np.array2string(q.zero_point, separator=' ')}")
-                _print(f"  axis        {q.quantized_dimension}")
+                if q.is_per_channel:
+                    _print(f"  axis        {q.quantized_dimension}")
         if q.details_type not in ("NONE",):
             _print(f"  details     {json.dumps(_jsonable(q.to_dict()))}")
     if not t.has_data or dtype is None:
@@ -532,7 +533,7 @@ def cmd_verify(args) -> int:
     if errors:
         if args.all:
             for d in defects:
-                _err("error" if d.is_error else "warning", str(d))
+                _err("error" if d.is_error else "warning", f"{name}: {d}")
         else:
             more = len(defects) - 1
             hint = f" ({more} more defect{'s' if more != 1 else ''}; --all lists them)" \
@@ -541,7 +542,7 @@ def cmd_verify(args) -> int:
         return 1
     if args.all:
         for d in warnings:
-            _err("warning", str(d))
+            _err("warning", f"{name}: {d}")
     if not args.quiet:
         extra = ""
         if warnings:

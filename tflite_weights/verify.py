@@ -200,8 +200,11 @@ class _Structure:
             raise _Stop
         soff = self.fb.scalar(pos, "i32", where)
         vt = pos - soff
-        if not (self.aligned(vt, 2, where, "vtable")
-                and self.range_check(vt, 2, where, "vtable size")):
+        if not self.in_range(vt, 2):
+            self.defect(where, f"table at byte {pos} has its vtable at byte {vt}, outside the "
+                        f"flatbuffer ({self.size} bytes)", pos)
+            return
+        if not self.aligned(vt, 2, where, "vtable"):
             return
         vsize = self.u16(vt)
         if vsize & 1:

@@ -345,6 +345,7 @@ def _formatter(kind: str, values: np.ndarray) -> _Fmt:
         width = _dec_width(int(values.min()), int(values.max()))
     else:
         width = 3
+    width += 1  # a leading space, so that lines start indented
     return _Fmt(width, max(1, min(16, 96 // width)), lambda c: _dec_tokens(c, width))
 
 
