@@ -1,0 +1,261 @@
+#!/usr/bin/env python3
+"""Long fuzzing runs, and the agreement of ``verify`` with the interpreter's verifier.
+
+Damages copies of sound models (the corpus folder's and the test suite's
+synthetic ones) with the mutations of tests/fuzzing.py -- byte and bit flips,
+truncation, values planted at the positions that really hold offsets, vtable
+entries and lengths, table loops, vtables at their own table, duplicated,
+inserted, deleted and spliced regions -- opens each copy and touches
+everything the public API offers.  A case fails on an exception outside
+``TFLiteWeightsError``, on taking more than 2 s, or on allocating more than
+the bound of ``fuzzing.memory_bound`` (tracemalloc peak).  Failing inputs are
+written to ``--out`` with a note; the report sums everything up.
+
+    python scripts/fuzz.py --minutes 10 [--seed 1] [--corpus ../shared/corpus]
+                           [--compare 3000] [--out fuzz-out] [--atheris]
+
+``--compare N`` also writes N damaged copies to a temporary folder, loads each
+in the LiteRT interpreter in a child process, and counts how often both refuse,
+both accept, only ``verify`` refuses, or only the interpreter refuses (with
+examples of each).  Needs ai-edge-litert.  With ``--atheris`` (and atheris
+installed) the fuzzing loop is libFuzzer's, seeded with the same models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import re
+import resource
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+
+import fuzzing  # noqa: E402  (tests/fuzzing.py)
+
+DEFAULT_CORPUS = os.path.join(os.path.dirname(ROOT), "shared", "corpus")
+
+
+def signature(failure: str) -> str:
+    """A failure with indices and names blanked, to count distinct defects once."""
+    s = re.sub(r"\[\d+\]", "[i]", failure)
+    s = re.sub(r"\[('[^']*'|\"[^\"]*\")\]", "[k]", s)
+    s = re.sub(r"\(\d+\)", "(i)", s)
+    s = re.sub(r"\d+(\.\d+)? (s|MiB)", "N \\2", s)
+    return re.sub(r"\d+-byte", "N-byte", s)
+
+
+def limit_address_space(extra: int) -> None:
+    """Cap the address space a little above what the process uses now, so a read
+    that asks for far too much memory fails with MemoryError instead of swapping
+    the machine."""
+    with open("/proc/self/statm") as f:
+        vm = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    want = vm + extra
+    if hard != resource.RLIM_INFINITY:
+        want = min(want, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (want, hard))
+
+
+def load_models(corpus: "str | None") -> "dict[str, bytes]":
+    models = {f"synthetic:{k}": v for k, v in fuzzing.synthetic_models().items()}
+    models.update(fuzzing.corpus_models(corpus, max_size=1 << 23))
+    return models
+
+
+def fuzz(models, minutes: float, seed: int, out: str, memory_every: int, log) -> dict:
+    names = sorted(models)
+    sites = {n: fuzzing.find_sites(models[n]) for n in names}
+    donors = [models[n] for n in names]
+    rng = fuzzing.Chooser(seed)
+    stop = time.monotonic() + 60 * minutes
+    stats = collections.Counter()
+    by_kind = collections.Counter()
+    failures: dict[str, dict] = {}
+    slowest = (0.0, "")
+    peak_ratio = (0.0, "")
+    i = 0
+    while time.monotonic() < stop:
+        i += 1
+        name = rng.choice(names)
+        kind = rng.choice(fuzzing.KINDS)
+        data, note = fuzzing.mutate(models[name], sites[name], rng, kind, donors)
+        r = fuzzing.run_case(data, f"{name}: {note}",
+                             measure_memory=memory_every and i % memory_every == 0)
+        stats["cases"] += 1
+        by_kind[kind] += 1
+        stats["opened" if r.opened else "refused at open"] += 1
+        if r.peak:
+            stats["memory measured"] += 1
+            ratio = r.peak / max(len(data), 1)
+            if ratio > peak_ratio[0]:
+                peak_ratio = (ratio, f"{r.peak / 2**20:.1f} MiB for {len(data)} bytes: "
+                                     f"{r.note}")
+        if r.seconds > slowest[0]:
+            slowest = (r.seconds, r.note)
+        if not r.ok:
+            stats["failures"] += 1
+            sig = signature(r.failure)
+            entry = failures.get(sig)
+            if entry is None or len(data) < entry["size"]:
+                os.makedirs(out, exist_ok=True)
+                fname = f"crash-{len(failures) if entry is None else entry['index']:03d}.tflite"
+                with open(os.path.join(out, fname), "wb") as f:
+                    f.write(data)
+                entry = {"index": len(failures) if entry is None else entry["index"],
+                         "file": fname, "size": len(data), "failure": r.failure,
+                         "note": r.note, "detail": r.detail,
+                         "count": (entry or {}).get("count", 0)}
+                failures[sig] = entry
+                log(f"[{i}] FAIL {r.failure}\n    {r.note}\n    -> {fname}")
+            failures[sig]["count"] += 1
+        if i % 500 == 0:
+            log(f"[{i}] {stats['cases']} cases, {stats['failures']} failing, "
+                f"{len(failures)} distinct")
+    return {"cases": stats["cases"], "stats": dict(stats), "by_kind": dict(by_kind),
+            "failures": list(failures.values()), "slowest": slowest,
+            "largest_peak_ratio": peak_ratio, "models": names}
+
+
+def compare(models, n: int, seed: int, log) -> dict:
+    """verify against the interpreter on ``n`` damaged copies."""
+    names = sorted(models)
+    sites = {k: fuzzing.find_sites(models[k]) for k in names}
+    donors = [models[k] for k in names]
+    rng = fuzzing.Chooser(seed + 1)
+    table = collections.Counter()
+    by_class = collections.Counter()
+    examples = collections.defaultdict(list)
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory() as tmp, fuzzing.InterpreterPool() as pool:
+        for i in range(n):
+            name = rng.choice(names)
+            data, note = fuzzing.mutate(models[name], sites[name], rng, None, donors)
+            path = os.path.join(tmp, "damaged.tflite")
+            with open(path, "wb") as f:
+                f.write(data)
+            try:
+                ours, first = fuzzing.verify_refuses(data)
+            except Exception as e:  # noqa: BLE001 - a defect of verify itself
+                ours, first = True, f"verify raised {type(e).__name__}: {e}"
+                table["verify raised"] += 1
+            res = pool.check(path)
+            cls = res["class"]
+            by_class[(cls, ours)] += 1
+            theirs = cls in ("invalid_flatbuffer", "invalid_model", "crash")
+            bucket = {(True, True): "both refuse", (False, False): "both accept",
+                      (True, False): "only verify refuses",
+                      (False, True): "only the interpreter refuses"}[(ours, theirs)]
+            table[bucket] += 1
+            if len(examples[bucket]) < 8 and bucket != "both accept":
+                examples[bucket].append({"model": name, "damage": note, "verify": first,
+                                         "interpreter": f"{cls}: "
+                                         f"{res.get('message', '')[:300]}"})
+            if (i + 1) % 500 == 0:
+                log(f"compare: {i + 1}/{n} in {time.monotonic() - t0:.0f} s: {dict(table)}")
+    return {"files": n, "table": dict(table),
+            "by_interpreter_class": {f"{c} / verify {'refuses' if o else 'accepts'}": k
+                                     for (c, o), k in sorted(by_class.items())},
+            "examples": dict(examples), "seconds": time.monotonic() - t0}
+
+
+def run_atheris(models, minutes: float) -> int:
+    import atheris  # noqa: F401 - optional
+    seeds = tempfile.mkdtemp(prefix="fuzz-seeds-")
+    for k, v in models.items():
+        with open(os.path.join(seeds, re.sub(r"\W", "_", k)), "wb") as f:
+            f.write(v)
+
+    def one(data: bytes) -> None:
+        r = fuzzing.run_case(bytes(data), measure_memory=False)
+        if not r.ok:
+            raise RuntimeError(f"{r.failure}\n{r.detail}")
+
+    atheris.Setup([sys.argv[0], seeds, f"-max_total_time={int(minutes * 60)}"], one)
+    atheris.Fuzz()
+    return 0
+
+
+def write_report(path: str, args, result: dict, agreement: "dict | None") -> None:
+    lines = ["# Fuzzing report", "",
+             f"seed {args.seed}, {args.minutes} min, corpus {args.corpus}, "
+             f"{len(result['models'])} models", ""]
+    st = result["stats"]
+    lines += [f"- cases: {result['cases']} ({st.get('opened', 0)} opened, "
+              f"{st.get('refused at open', 0)} refused at open)",
+              f"- memory measured on {st.get('memory measured', 0)} cases; largest peak "
+              f"per file byte: {result['largest_peak_ratio'][0]:.0f}x "
+              f"({result['largest_peak_ratio'][1]})",
+              f"- slowest case: {result['slowest'][0]:.3f} s ({result['slowest'][1]})",
+              f"- failing cases: {st.get('failures', 0)}, distinct: {len(result['failures'])}",
+              "", "Cases per mutation: " + ", ".join(f"{k} {v}" for k, v in
+                                                       sorted(result["by_kind"].items())), ""]
+    for f in result["failures"]:
+        lines += [f"## {f['file']} ({f['count']} cases)", "", f"- {f['failure']}",
+                  f"- damage: {f['note']}", "", "```", f["detail"].strip(), "```", ""]
+    if agreement:
+        lines += ["# verify and the interpreter", "",
+                  f"{agreement['files']} damaged files in {agreement['seconds']:.0f} s", ""]
+        for k, v in sorted(agreement["table"].items()):
+            lines.append(f"- {k}: {v}")
+        lines += ["", "By the interpreter's reason:", ""]
+        for k, v in agreement["by_interpreter_class"].items():
+            lines.append(f"- {k}: {v}")
+        for bucket, ex in agreement["examples"].items():
+            lines += ["", f"## {bucket}", ""]
+            for e in ex:
+                lines.append(f"- {e['model']}: {e['damage']}\n  - verify: {e['verify']}\n"
+                             f"  - interpreter: {e['interpreter']}")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    with open(os.path.splitext(path)[0] + ".json", "w") as f:
+        json.dump({"fuzz": result, "agreement": agreement}, f, indent=1, default=str)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--minutes", type=float, default=5.0)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--corpus", default=DEFAULT_CORPUS)
+    ap.add_argument("--out", default="fuzz-out", help="folder for failing inputs and the report")
+    ap.add_argument("--report", default=None, help="report path (default OUT/report.md)")
+    ap.add_argument("--compare", type=int, default=0, metavar="N",
+                    help="compare verify with the interpreter on N damaged files")
+    ap.add_argument("--memory-every", type=int, default=4, metavar="K",
+                    help="measure the allocation peak on every K-th case (0: never)")
+    ap.add_argument("--atheris", action="store_true", help="use atheris when installed")
+    args = ap.parse_args(argv)
+
+    def log(msg):
+        print(msg, flush=True)
+
+    limit_address_space(8 << 30)
+    models = load_models(args.corpus)
+    log(f"{len(models)} models: {', '.join(sorted(models))}")
+    if args.atheris:
+        try:
+            return run_atheris(models, args.minutes)
+        except ImportError:
+            log("atheris is not installed: plain random mutation")
+    result = fuzz(models, args.minutes, args.seed, args.out, args.memory_every, log)
+    agreement = compare(models, args.compare, args.seed, log) if args.compare else None
+    os.makedirs(args.out, exist_ok=True)
+    report = args.report or os.path.join(args.out, "report.md")
+    write_report(report, args, result, agreement)
+    log(f"{result['cases']} cases, {len(result['failures'])} distinct failures; "
+        f"report: {report}")
+    if agreement:
+        log(f"agreement: {agreement['table']}")
+    return 1 if result["failures"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

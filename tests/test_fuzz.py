@@ -1,0 +1,208 @@
+"""Damaged models: the package's own errors only, in bounded time and memory.
+
+Mutations (tests/fuzzing.py) plant values where the flatbuffer really holds
+offsets, vtable entries and lengths, make tables loop and vtables point at
+their own table, flip, truncate, duplicate and splice bytes.  Every damaged
+copy is opened and everything the public API offers is touched.  A case fails
+on an exception outside ``TFLiteWeightsError``, on the plain reading pass
+taking more than 2 s, or on a ``tracemalloc`` peak above
+``fuzzing.memory_bound`` (64 x the file size, at least 64 MiB; see
+docs/robustness.md).  Hypothesis runs derandomized with a fixed number of
+examples, so CI is deterministic and bounded (under 60 s on two shared cores); set
+``FUZZ_SCALE=10`` for a longer local run, or use scripts/fuzz.py.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import fuzzing
+import tflite_weights as tw
+from conftest import CORPUS
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REGRESSIONS = os.path.join(HERE, "regressions")
+SCALE = float(os.environ.get("FUZZ_SCALE", "1"))
+
+SYNTHETIC = fuzzing.synthetic_models()
+# corpus models small enough for CI (the 4 MB MobileNet is for scripts/fuzz.py)
+CORPUS_MODELS = fuzzing.corpus_models(CORPUS, max_size=64 << 10)
+_SITES: dict = {}
+
+
+def sites_of(data: bytes):
+    key = id(data)
+    if key not in _SITES:
+        _SITES[key] = fuzzing.find_sites(data)
+    return _SITES[key]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def bounded_address_space():
+    """A read asking for far too much memory fails with MemoryError (a failure of the
+    case) instead of swapping the machine."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    with open("/proc/self/statm") as f:
+        vm = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    want = vm + (6 << 30)
+    if hard != resource.RLIM_INFINITY:
+        want = min(want, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (want, hard))
+    yield
+    resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+def check(result: fuzzing.CaseResult) -> None:
+    assert result.ok, f"{result.failure}\n  damage: {result.note}\n{result.detail}"
+
+
+def _fuzz_settings(n: int):
+    return settings(max_examples=max(1, int(n * SCALE)), derandomize=True, database=None,
+                    deadline=None, suppress_health_check=list(HealthCheck))
+
+
+def _damage(models: dict, data_strategy):
+    name = data_strategy.draw(st.sampled_from(sorted(models)))
+    c = fuzzing.HypothesisChooser(data_strategy)
+    kind = data_strategy.draw(st.sampled_from(fuzzing.KINDS))
+    data = models[name]
+    damaged, note = fuzzing.mutate(data, sites_of(data), c, kind,
+                                   donors=list(models.values()))
+    # the tracemalloc pass costs several plain passes: one case in three (a failing
+    # case shrinks towards measuring)
+    memory = data_strategy.draw(st.integers(0, 2)) == 0
+    return damaged, f"{name}: {note}", memory
+
+
+@_fuzz_settings(80)
+@given(st.data())
+def test_damaged_synthetic_models_raise_only_package_errors(data):
+    damaged, note, memory = _damage(SYNTHETIC, data)
+    check(fuzzing.run_case(damaged, note, measure_memory=memory))
+
+
+@pytest.mark.skipif(not CORPUS_MODELS, reason="../shared/corpus is absent")
+@_fuzz_settings(100)
+@given(st.data())
+def test_damaged_corpus_models_raise_only_package_errors(data):
+    damaged, note, memory = _damage(CORPUS_MODELS, data)
+    check(fuzzing.run_case(damaged, note, measure_memory=memory))
+
+
+# -- systematic sweeps over every position that holds structure ----------------------------
+
+
+def _sweep_values(site, size):
+    """The values that break a reader most often, for each kind of position."""
+    if site.kind in ("root", "uoffset"):
+        return [0, 0xFFFFFFFF, size - site.pos, site.owner - site.pos
+                if site.owner >= 0 else 4]
+    if site.kind == "soffset":
+        return [0, -4, 0x7FFFFFFF, site.pos - size]
+    if site.kind in ("vtable_size", "table_size", "vtable_entry"):
+        return [0, 3, 0xFFFF]
+    if site.kind == "length":
+        return [0xFFFFFFFF, (size - site.pos) // 4, (size - site.pos) - 4]
+    if site.kind == "union_type":
+        return [0, 7, 255]
+    return [0xFFFFFFFF, 0x7FFFFFFF, 0x80000000, size, (1 << 64) - 1]
+
+
+@pytest.mark.parametrize("name", sorted(SYNTHETIC))
+def test_values_planted_at_every_structural_position(name):
+    """Every offset, vtable entry, length, union type and scalar of the synthetic
+    models, planted with one of the values above in turn: the plain reading pass
+    must end in the package's error or a value, within the time limit."""
+    data = SYNTHETIC[name]
+    sites = sites_of(data)
+    assert {"root", "uoffset", "soffset", "vtable_size", "table_size", "vtable_entry",
+            "length", "union_type", "scalar"} <= {s.kind for s in sites}
+    for i, s in enumerate(sites):
+        if s.kind == "scalar" and i % 2 and SCALE <= 1:
+            continue  # half the scalars in CI: they are many and rarely structural
+        values = _sweep_values(s, len(data))
+        for v in values if SCALE > 1 else [values[i % len(values)]]:
+            d = bytearray(data)
+            fuzzing._plant(d, s, v)
+            note = f"{name}: plant {v:#x} at {s.kind} {s.name}@{s.pos}"
+            check(fuzzing.run_case(bytes(d), note, measure_memory=False, thorough=False))
+
+
+@pytest.mark.parametrize("name", sorted(SYNTHETIC))
+def test_truncation_at_every_structural_position(name):
+    data = SYNTHETIC[name]
+    structure = [s for s in sites_of(data) if s.kind in ("root", "uoffset", "soffset",
+                                                           "length", "vtable_size")]
+    cuts = sorted({s.pos + s.width // 2 for s in structure})
+    for cut in cuts:
+        if cut < len(data):
+            check(fuzzing.run_case(data[:cut], f"{name}: truncate to {cut}",
+                                   measure_memory=False, thorough=False))
+
+
+def test_planted_offsets_out_of_the_file_are_defects_for_verify():
+    """The sites are real offsets: pointing any of them past the end is a defect."""
+    verify = pytest.importorskip("tflite_weights.verify")
+    data = SYNTHETIC["graph"]
+    for s in sites_of(data):
+        if s.kind not in ("root", "uoffset", "length") or s.name.startswith("metadata["):
+            continue
+        d = bytearray(data)
+        fuzzing._plant(d, s, 0x7FFFFFF0)
+        assert verify.errors_of(verify.verify(bytes(d))), (s.kind, s.name)
+
+
+# -- files that once broke a rule -------------------------------------------------------------
+
+REGRESSION_FILES = sorted(f for f in os.listdir(REGRESSIONS) if f.endswith(".tflite")) \
+    if os.path.isdir(REGRESSIONS) else []
+
+
+@pytest.mark.parametrize("name", REGRESSION_FILES)
+def test_regression_files_read_without_breaking_a_rule(name):
+    path = os.path.join(REGRESSIONS, name)
+    with open(path, "rb") as f:
+        data = f.read()
+    check(fuzzing.run_case(data, name, path=path))
+
+
+def test_every_regression_file_is_described():
+    with open(os.path.join(REGRESSIONS, "README.md")) as f:
+        text = f.read()
+    for name in REGRESSION_FILES:
+        assert f"`{name}`" in text, name
+
+
+# -- verify against the interpreter's verifier ---------------------------------------------
+
+
+def test_files_the_interpreter_refuses_as_invalid_flatbuffers_are_refused_by_verify(tmp_path):
+    """40 damaged copies loaded by the LiteRT interpreter in a child process: when it
+    says the bytes are not a valid flatbuffer, ``verify`` must report an error too."""
+    pytest.importorskip("ai_edge_litert.interpreter")
+    pytest.importorskip("tflite_weights.verify")
+    models = {**SYNTHETIC, **CORPUS_MODELS}
+    names = sorted(models)
+    c = fuzzing.Chooser(2024)
+    seen = {}
+    missed = []
+    with fuzzing.InterpreterPool() as pool:
+        for i in range(int(40 * SCALE)):
+            name = names[i % len(names)]
+            damaged, note = fuzzing.mutate(models[name], sites_of(models[name]), c)
+            path = tmp_path / f"d{i}.tflite"
+            path.write_bytes(damaged)
+            res = pool.check(str(path))
+            seen[res["class"]] = seen.get(res["class"], 0) + 1
+            if res["class"] == "invalid_flatbuffer":
+                ours, _ = fuzzing.verify_refuses(damaged)
+                if not ours:
+                    missed.append(f"{name}: {note}: {res.get('message', '')[:120]}")
+    assert seen.get("invalid_flatbuffer", 0) >= 5, seen  # the sample exercises the rule
+    assert not missed, "\n".join(missed)
+
