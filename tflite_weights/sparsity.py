@@ -60,10 +60,16 @@ class SparsityParameters:
             "dim_metadata": [
                 {"format": d.format, "dense_size": d.dense_size} if d.format == "DENSE" else
                 {"format": d.format,
-                 "array_segments": d.array_segments.tolist(),
-                 "array_indices": d.array_indices.tolist()}
+                 "array_segments": _listed(d.array_segments),
+                 "array_indices": _listed(d.array_indices)}
                 for d in self.dim_metadata],
         }
+
+
+def _listed(a: "np.ndarray | None") -> "list | None":
+    """An index vector as a list; None when the file leaves it out (a damaged
+    SPARSE_CSR level, which densify() refuses)."""
+    return None if a is None else a.tolist()
 
 
 def _index_vector(t: Table, slot: int, name: str) -> "np.ndarray | None":
