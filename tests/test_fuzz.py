@@ -206,3 +206,52 @@ def test_files_the_interpreter_refuses_as_invalid_flatbuffers_are_refused_by_ver
     assert seen.get("invalid_flatbuffer", 0) >= 5, seen  # the sample exercises the rule
     assert not missed, "\n".join(missed)
 
+
+# -- damaged vectors stay cheap to walk ------------------------------------------------------
+
+
+def _many_tensors(n: int, damaged) -> bytes:
+    """A model with ``n`` tensors whose table offsets at ``damaged`` indices are zeroed
+    (an offset of 0 points at itself: no table there)."""
+    import struct
+
+    from builders import ModelBuilder
+    b = ModelBuilder()
+    sg = b.subgraph()
+    for i in range(n):
+        sg.tensor(f"t{i}", "INT8", [2], b"\1\2")
+    data = bytearray(b.finish())
+    with tw.open(bytes(data)) as m:
+        m.tensors
+        start = m.subgraphs[0]._cols.start
+    for i in damaged:
+        struct.pack_into("<I", data, start + 4 * i, 0)
+    return bytes(data)
+
+
+def test_a_vector_mostly_of_damaged_tables_is_refused_as_a_whole():
+    data = _many_tensors(600, range(100, 600))
+    with tw.open(data) as m:
+        for _ in range(2):  # the refusal is remembered, not decoded again
+            with pytest.raises(tw.InvalidModelError,
+                               match=r"tensors: vector at byte \d+ declares 600 tables, 500 "
+                                     r"of which are not readable tables \(the first is entry "
+                                     r"100\): its length or position is damaged"):
+                m.subgraphs[0].tensors
+        assert m.subgraphs[0].name == "main"  # the rest of the model still reads
+
+
+def test_a_few_damaged_tables_fail_alone_every_time_they_are_used():
+    data = _many_tensors(600, range(0, 600, 75))  # 8 damaged: tolerated
+    with tw.open(data) as m:
+        ts = m.tensors
+        assert len(ts) == 600 and ts[1].numpy().tolist() == [1, 2]
+        messages = set()
+        for _ in range(3):
+            for attr in ("name", "shape", "type", "quantization", "is_variable"):
+                with pytest.raises(tw.InvalidModelError) as e:
+                    getattr(ts[75], attr)
+                messages.add(str(e.value))
+        assert len(messages) == 1 and "tensors[75]" in messages.pop()
+    with pytest.raises(tw.ClosedModelError):
+        ts[75].name  # after close: the model is closed, whatever the table was

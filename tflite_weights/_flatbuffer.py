@@ -215,6 +215,30 @@ class FlatBuffer:
         offsets = _vtable_struct(n).unpack_from(data, base + vt + 4) if n else ()
         return Table(self, pos, vt, tsize, offsets, where)
 
+    def unreadable_tables(self, start: int, n: int) -> "tuple[int, int]":
+        """How many of the ``n`` table offsets at ``start`` do not lead to a table
+        that :meth:`table` would accept, and the index of the first (-1: none).
+        Vectorised: one pass of numpy over the offsets."""
+        bulk = Bulk(self)
+        ok = np.ones(n, bool)
+        opos = start + 4 * np.arange(n, dtype=np.int64)
+        tpos = opos + bulk.u32(opos, ok)
+        soff = bulk.i32(tpos, ok)
+        vt = tpos - soff
+        ok &= (vt >= 0) & (vt <= self.size - 4)
+        vt = np.where(ok, vt, 0)
+        vsize = bulk.gather(vt, "<u2").astype(np.int64)
+        tsize = bulk.gather(vt + 2, "<u2").astype(np.int64)
+        ok &= (vsize >= 4) & (vsize % 2 == 0) & (vt + vsize <= self.size)
+        ok &= (tsize >= 4) & (tpos + tsize <= self.size)
+        bad = np.flatnonzero(~ok)
+        return int(bad.size), (int(bad[0]) if bad.size else -1)
+
+
+#: damaged entries a vector of tables may hold and still be handed out (each then
+#: fails alone when used); see :meth:`Table.tables`
+DAMAGED_ENTRIES_TOLERATED = 8
+
 
 class Table:
     """One table of a flatbuffer: its position and its vtable, already checked.
@@ -346,10 +370,23 @@ class Table:
             return raw.decode("utf-8", "backslashreplace")
 
     def tables(self, slot: int, name: str) -> "TableVector | None":
+        """A vector of tables.  Its entries are read when indexed, and one damaged
+        entry fails alone; but a vector most of whose entries are not tables at all
+        (more than half, and more than :data:`DAMAGED_ENTRIES_TOLERATED`) is refused
+        as a whole: its length or position is damaged, and handing out thousands of
+        entries that each fail would only make every walk over it slow."""
         v = self.vector(slot, 4, name)
         if v is None:
             return None
-        return TableVector(self.fb, v[0], v[1], f"{self.where}.{name}")
+        start, n = v
+        if n > DAMAGED_ENTRIES_TOLERATED:
+            bad, first = self.fb.unreadable_tables(start, n)
+            if bad > DAMAGED_ENTRIES_TOLERATED and 2 * bad > n:
+                raise self.error(
+                    name, f"vector at byte {start - 4} declares {n} tables, {bad} of which "
+                    f"are not readable tables (the first is entry {first}): its length "
+                    f"or position is damaged")
+        return TableVector(self.fb, start, n, f"{self.where}.{name}")
 
     def union(self, type_slot: int, value_slot: int, name: str) -> "tuple[int, Table | None]":
         """``(type code, table)`` of a union field; ``(0, None)`` when absent."""

@@ -213,12 +213,20 @@ class Model:
 
     @property
     def subgraphs(self) -> "tuple[Subgraph, ...]":
-        if self._subgraphs is None:
+        sgs = self._subgraphs
+        if sgs is None:
             self._check_open()
-            vec = self._root.tables(_M_SUBGRAPHS, "subgraphs")
+            try:
+                vec = self._root.tables(_M_SUBGRAPHS, "subgraphs")
+            except InvalidModelError as e:
+                self._subgraphs = _Failed(e)
+                raise
             n = 0 if vec is None else len(vec)
-            self._subgraphs = tuple(Subgraph(self, i, vec) for i in range(n))
-        return self._subgraphs
+            sgs = self._subgraphs = tuple(Subgraph(self, i, vec) for i in range(n))
+        elif sgs.__class__ is _Failed:
+            self._check_open()
+            sgs.reraise()
+        return sgs
 
     @property
     def tensors(self) -> "tuple[Tensor, ...]":
@@ -233,11 +241,19 @@ class Model:
 
     # -- buffers ------------------------------------------------------------------
     def _buffer_table_vector(self):
-        if self._buffers_vec is None:
+        vec = self._buffers_vec
+        if vec is None:
             self._check_open()
-            vec = self._root.tables(_M_BUFFERS, "buffers")
-            self._buffers_vec = vec if vec is not None else ()
-        return self._buffers_vec
+            try:
+                vec = self._root.tables(_M_BUFFERS, "buffers")
+            except InvalidModelError as e:
+                self._buffers_vec = _Failed(e)
+                raise
+            vec = self._buffers_vec = vec if vec is not None else ()
+        elif vec.__class__ is _Failed:
+            self._check_open()
+            vec.reraise()
+        return vec
 
     def _bulk(self):
         from ._flatbuffer import Bulk
@@ -523,7 +539,14 @@ class Subgraph:
         t = self._table
         if t is None:
             self.model._check_open()
-            t = self._table = self._vec[self.index]
+            try:
+                t = self._table = self._vec[self.index]
+            except InvalidModelError as e:
+                self._table = _Failed(e)
+                raise
+        elif t.__class__ is _Failed:
+            self.model._check_open()
+            t.reraise()
         return t
 
     @property
@@ -542,7 +565,11 @@ class Subgraph:
     def tensors(self) -> "tuple[Tensor, ...]":
         ts = self._tensors
         if ts is None:
-            vec = self._t.tables(_SG_TENSORS, "tensors")
+            try:
+                vec = self._t.tables(_SG_TENSORS, "tensors")
+            except InvalidModelError as e:
+                self._tensors = _Failed(e)
+                raise
             c = self._cols = _Columns(self, vec)
             ts = tuple(map(Tensor, repeat(self, c.n), range(c.n), c.names, c.shapes, c.types,
                            [_TYPE_NAMES.get(k) or f"<{k}>" for k in c.types], c.buffers))
@@ -551,6 +578,9 @@ class Subgraph:
                 ts = tuple(t if c.ok[t.index] else _LazyTensor(self, t.index)
                            for t in ts)
             self._tensors = ts
+        elif ts.__class__ is _Failed:
+            self.model._check_open()
+            ts.reraise()
         return ts
 
     @property
@@ -651,16 +681,23 @@ class Tensor:
             fb = c.fb
             where = f"subgraphs[{self.subgraph}].tensors[{i}]"
             opos = c.start + 4 * i
-            t = fb.table(opos + fb.u32(opos, where), where)
-            if not c.ok[i]:
-                shape = t.ints(_T_SHAPE, "i32", "shape") or ()
-                ttype = t.scalar(_T_TYPE, "i8", 0, "type")
-                buf = t.scalar(_T_BUFFER, "u32", 0, "buffer")
-                name = t.string(_T_NAME, "name")
-                c.shapes[i], c.types[i], c.buffers[i] = shape, ttype, buf
-                c.names[i] = "" if name is None else name
-                c.ok[i] = True
+            try:
+                t = fb.table(opos + fb.u32(opos, where), where)
+                if not c.ok[i]:
+                    shape = t.ints(_T_SHAPE, "i32", "shape") or ()
+                    ttype = t.scalar(_T_TYPE, "i8", 0, "type")
+                    buf = t.scalar(_T_BUFFER, "u32", 0, "buffer")
+                    name = t.string(_T_NAME, "name")
+                    c.shapes[i], c.types[i], c.buffers[i] = shape, ttype, buf
+                    c.names[i] = "" if name is None else name
+                    c.ok[i] = True
+            except InvalidModelError as e:
+                self._t = _Failed(e)
+                raise
             self._t = t
+        elif t.__class__ is _Failed:
+            self._model._check_open()
+            t.reraise()
         return t
 
     @property
@@ -1043,6 +1080,21 @@ class _LazyTensor(Tensor):
     type_code = property(lambda self: self._field("types"))
     buffer = property(lambda self: self._field("buffers"))
     type = property(lambda self: _TYPE_NAMES.get(self.type_code) or f"<{self.type_code}>")
+
+
+class _Failed:
+    """A table that could not be read, kept in place of the table: later uses raise
+    the same error at once instead of decoding the damaged bytes again (a damaged
+    vector of thousands of entries stays cheap to walk)."""
+
+    __slots__ = ("cls", "args")
+
+    def __init__(self, error: InvalidModelError):
+        self.cls = type(error)
+        self.args = error.args
+
+    def reraise(self):
+        raise self.cls(*self.args)
 
 
 def _representable(shape) -> bool:
