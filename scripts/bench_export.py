@@ -44,26 +44,34 @@ def _slot(table: str, field: str) -> int:
     return _schema.TABLES[table].slot(field)
 
 
-def build_model(path: str, size_mb: float = 64.0, seed: int = 0) -> dict:
-    """Write a model of about ``size_mb`` MB; returns what it holds."""
+def build_model(path: str, size_mb: float = 64.0, seed: int = 0, weights: str = "INT8") -> dict:
+    """Write a model of about ``size_mb`` MB whose weights are ``weights`` ("INT8" with
+    per-channel scales and int32 biases, or "FLOAT32"); returns what it holds."""
     import flatbuffers
 
     rng = np.random.default_rng(seed)
     b = flatbuffers.Builder(int(size_mb * 1.05 * (1 << 20)))
-    layers = max(1, int(size_mb))  # 1 MiB of int8 weights per layer
-    cout, cin = 256, 4096
+    layers = max(1, int(size_mb))  # 1 MiB of weights per layer
+    cout, cin = (256, 4096) if weights == "INT8" else (256, 1024)
     tensors = []  # (name, type code, shape, buffer index, scales or None)
     blobs = [None]  # buffer 0: the empty sentinel
     int8, int32, f32 = (_schema.TENSOR_TYPES.index(t) for t in ("INT8", "INT32", "FLOAT32"))
     for i in range(layers):
-        w = rng.integers(-127, 128, (cout, cin), dtype=np.int8)
-        blobs.append(w.view(np.uint8).reshape(-1))
-        tensors.append((f"layer{i}/weights", int8, [cout, cin], len(blobs) - 1,
-                        rng.uniform(1e-4, 1e-2, cout).astype(np.float32)))
-        bias = rng.integers(-20000, 20000, cout).astype(np.int32)
-        blobs.append(bias.view(np.uint8))
-        tensors.append((f"layer{i}/bias", int32, [cout], len(blobs) - 1,
-                        rng.uniform(1e-6, 1e-4, cout).astype(np.float32)))
+        if weights == "INT8":
+            w = rng.integers(-127, 128, (cout, cin), dtype=np.int8)
+            blobs.append(w.view(np.uint8).reshape(-1))
+            tensors.append((f"layer{i}/weights", int8, [cout, cin], len(blobs) - 1,
+                            rng.uniform(1e-4, 1e-2, cout).astype(np.float32)))
+            scales = rng.uniform(1e-6, 1e-4, cout).astype(np.float32)
+        else:
+            w = rng.standard_normal((cout, cin)).astype(np.float32)
+            blobs.append(w.view(np.uint8).reshape(-1))
+            tensors.append((f"layer{i}/weights", f32, [cout, cin], len(blobs) - 1, None))
+            scales = None
+        if weights == "INT8":
+            bias = rng.integers(-20000, 20000, cout).astype(np.int32)
+            blobs.append(bias.view(np.uint8))
+            tensors.append((f"layer{i}/bias", int32, [cout], len(blobs) - 1, scales))
     for i in range(4):
         f = rng.standard_normal(16384).astype(np.float32)
         blobs.append(f.view(np.uint8))
@@ -177,9 +185,10 @@ def _xxd_in_python(model_path: str, out: str) -> None:
         f.write("};\n")
 
 
-def run(report, repeat: int = 3, size_mb: float = 64.0) -> dict:
+def run(report, repeat: int = 3, size_mb: float = 64.0, float_mb: float = 16.0) -> dict:
     """Build the model, time everything, ``report(line)`` the results; returns the
-    figures in seconds and the ratios."""
+    figures in seconds and the ratios.  ``float_mb`` > 0 adds a float32 model of that
+    size (float text takes more work per value than int8)."""
     results = {}
     with tempfile.TemporaryDirectory(prefix="tflw-bench-") as tmp:
         model = os.path.join(tmp, "bench.tflite")
@@ -220,6 +229,23 @@ def run(report, repeat: int = 3, size_mb: float = 64.0) -> dict:
     report(f"  npz                   {results['npz_export'] * 1e3:9.1f} ms")
     report(f"  file copy             {results['copy'] * 1e3:9.1f} ms")
     report(f"  -> npz export takes {results['npz_ratio']:.1f}x the time of a plain copy")
+    if float_mb > 0 and shutil.which("xxd"):
+        with tempfile.TemporaryDirectory(prefix="tflw-bench-") as tmp:
+            model = os.path.join(tmp, "float.tflite")
+            build_model(model, float_mb, weights="FLOAT32")
+            size = os.path.getsize(model)
+            out = os.path.join(tmp, "out")
+            _c_export(model, out + ".h")
+            results["c_export_f32"] = _best(lambda: _c_export(model, out + ".h"), repeat,
+                                            out + ".h")
+            results["xxd_f32"] = _best(lambda: _xxd(model, out + ".xxd.h"), repeat,
+                                       out + ".xxd.h")
+        results["c_ratio_f32"] = results["xxd_f32"] / results["c_export_f32"]
+        report(f"float32 model: {size / 1e6:.1f} MB")
+        report(f"  C header (library)    {results['c_export_f32'] * 1e3:9.1f} ms")
+        report(f"  xxd -i                {results['xxd_f32'] * 1e3:9.1f} ms")
+        report(f"  -> C export is {results['c_ratio_f32']:.1f}x faster than xxd -i (float text: "
+               f"9 significant digits per value)")
     return results
 
 
@@ -227,8 +253,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--size-mb", type=float, default=64.0)
+    ap.add_argument("--float-mb", type=float, default=16.0,
+                    help="size of the float32 model (0: skip it)")
     args = ap.parse_args(argv)
-    run(print, args.repeat, args.size_mb)
+    run(print, args.repeat, args.size_mb, args.float_mb)
     return 0
 
 

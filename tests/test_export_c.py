@@ -368,6 +368,7 @@ def test_c_identifier():
     (dict(align=0), "power of two"),
     (dict(section='a"b'), "section"),
     (dict(section="a b"), "section"),
+    (dict(header_name='a"b.h'), "include"),
 ])
 def test_bad_options_are_refused(rich, kw, words):
     with tflite_weights.open(rich) as m, pytest.raises(CExportError, match=words):

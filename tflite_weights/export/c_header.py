@@ -594,7 +594,12 @@ class _Writer:
         out.text(b"};\n")
 
 
-def _check_options(prefix: str, align: int, section: "str | None") -> None:
+def _check_options(prefix: str, align: int, section: "str | None",
+                   header_name: "str | None" = None) -> None:
+    if header_name is not None and (any(c in header_name for c in '"\\')
+                                    or not all(32 <= ord(c) < 127 for c in header_name)):
+        raise CExportError(f"header name {header_name!r} cannot be written in an #include "
+                           f"(use printable ASCII without quotes or backslashes)")
     if prefix and not _IDENT.match(prefix):
         raise CExportError(f"prefix {prefix!r} is not the start of a C identifier "
                            f"(letters, digits and _, not starting with a digit)")
@@ -638,7 +643,7 @@ def export_c(model, header, source=None, *, tensors=None, prefix: "str | None" =
     """
     if prefix is None:
         prefix = default_prefix(model)
-    _check_options(prefix, align, section)
+    _check_options(prefix, align, section, header_name)
     from . import select_tensors
     if tensors is None:
         tensors = select_tensors(model)
