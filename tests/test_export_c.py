@@ -339,7 +339,7 @@ def test_identifiers_are_sanitised_and_unique(tmp_path):
     b = ModelBuilder()
     sg = b.subgraph()
     for name in ("conv/weights", "conv.weights", "conv_weights_scale", "", "3x3", "int",
-                 "conv_weights"):
+                 "conv_weights", "tensor"):
         sg.tensor(name, "INT8", [2], np.array([1, 2], np.int8),
                   quant=dict(scale=[0.5], zero_point=[0]))
     sg2 = b.subgraph("second")
@@ -350,7 +350,7 @@ def test_identifiers_are_sanitised_and_unique(tmp_path):
     names = [n for _, n, _ in arrays_in(text) if not n.endswith(("_dims", "_scale",
                                                                  "_zero_point"))]
     assert names == ["conv_weights", "conv_weights_2", "conv_weights_scale_2", "tensor_3",
-                     "t_3x3", "int_2", "conv_weights_3", "sg1_conv_weights"]
+                     "t_3x3", "int_2", "conv_weights_3", "tensor_2", "sg1_conv_weights"]
     if GCC:
         run_c(tmp_path, "m.h", [])
 

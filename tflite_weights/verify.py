@@ -224,14 +224,16 @@ class _Structure:
                         f"verifier)", pos)
             return
         nslots = (vsize - 4) // 2
+        # every field offset of the vtable in one read (the range is checked above)
+        slots = self.fb.array(vt + 4, "<u2", nslots, where).tolist() if nslots else []
         for f in tdef.fields:
-            self.field(pos, vt, nslots, tsize, f, where, depth)
+            self.field(pos, slots, tsize, f, where, depth)
 
-    def _field_pos(self, pos: int, vt: int, nslots: int, tsize: int, slot: int, size: int,
+    def _field_pos(self, pos: int, slots: list, tsize: int, slot: int, size: int,
                    where: str) -> "int | None":
-        if slot >= nslots:
+        if slot >= len(slots):
             return None
-        voff = self.u16(vt + 4 + 2 * slot)
+        voff = slots[slot]
         if voff == 0:
             return None
         if voff < 4 or voff + size > tsize:
@@ -245,19 +247,19 @@ class _Structure:
         return (self.aligned(fpos, size, where, f"{kind} field")
                 and self.range_check(fpos, size, where, f"{kind} field"))
 
-    def field(self, pos, vt, nslots, tsize, f, twhere, depth) -> None:
+    def field(self, pos, slots, tsize, f, twhere, depth) -> None:
         where = f"{twhere}.{f.name}"
         if f.kind == "scalar":
-            fpos = self._field_pos(pos, vt, nslots, tsize, f.slot, SCALARS[f.elem][1], where)
+            fpos = self._field_pos(pos, slots, tsize, f.slot, SCALARS[f.elem][1], where)
             if fpos is not None:
                 self.scalar_field(fpos, f.elem, where)
             return
         code = 0
         if f.kind == "union":
-            tpos = self._field_pos(pos, vt, nslots, tsize, f.slot - 1, 1, where + "_type")
+            tpos = self._field_pos(pos, slots, tsize, f.slot - 1, 1, where + "_type")
             if tpos is not None and self.scalar_field(tpos, "u8", where + "_type"):
                 code = self.fb.scalar(tpos, "u8", where)
-        fpos = self._field_pos(pos, vt, nslots, tsize, f.slot, 4, where)
+        fpos = self._field_pos(pos, slots, tsize, f.slot, 4, where)
         if fpos is None:
             return
         target = self.offset(fpos, where)

@@ -651,6 +651,8 @@ def export_c(model, header, source=None, *, tensors=None, prefix: "str | None" =
     split = source is not None
     names = _Names(prefix)
 
+    names.reserve(prefix + "model_sha256")   # the macros every header defines
+    names.reserve(prefix + "tensor_count")
     requant_ops = _requant_ops(model, tensors) if requant else []
     for sg, op, *_ in requant_ops:
         names.reserve(_op_ident(prefix, sg, op.index) + "_multiplier")
