@@ -280,6 +280,14 @@ def test_warnings_do_not_make_a_model_unsound():
         assert words in text
 
 
+def test_one_zero_point_for_many_scales_is_a_warning():
+    b = add_model()
+    q = _tensor(b, 1).quantization
+    q.scale, q.zeroPoint, q.quantizedDimension = [0.5] * 4, [0], 1
+    defects = verify(b.finish())
+    assert errors_of(defects) == [] and "one zero point" in defects[0].what
+
+
 def test_rank1_tensor_with_an_out_of_range_axis_is_a_warning_when_unambiguous():
     b = add_model()
     t = _tensor(b, 1)

@@ -628,7 +628,13 @@ class _Rules:
             return
         zp = q.array(_Q_ZP, "i64", "zero_point")
         n = scale.size
-        if zp.size != n:
+        if zp.size == 1 and n > 1:
+            # TFLite Micro's allocator takes one zero point for every channel (a
+            # space saving it documents); the meaning is unambiguous
+            self.warning(where, f"{label} has {n} scales and one zero point; the interpreter "
+                         f"refuses this, TFLite Micro applies the zero point to every channel",
+                         q.pos)
+        elif zp.size != n:
             self.error(where, f"{label} has {n} scales and {zp.size} zero points; the "
                        f"interpreter requires as many of each", q.pos)
             return
