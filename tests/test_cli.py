@@ -366,3 +366,21 @@ def test_python_dash_m_and_the_console_script_entry(model):
     assert r.returncode == 0 and "sound" in r.stdout
     cfg = (ROOT / "setup.cfg").read_text()
     assert "tflite-weights = tflite_weights.cli:main" in cfg
+
+
+def test_inspect_works_without_the_operator_signature_and_metadata_readers(capsys, tmp_path,
+                                                                           monkeypatch):
+    """A reader built without those modules still lists tensors (and says so for --ops)."""
+    for mod in ("tflite_weights.operators", "tflite_weights.signatures",
+                "tflite_weights.metadata"):
+        monkeypatch.setitem(sys.modules, mod, None)  # importing it raises ImportError
+    p = tmp_path / "small.tflite"
+    p.write_bytes(small_model())
+    code, out, err = run(capsys, "inspect", p, "--ops")
+    assert code == 0 and err == ""
+    assert "signature" not in out and "operators: unavailable" in out
+    assert any(line.endswith("fc/weights") for line in out.splitlines())
+    code, out, _ = run(capsys, "inspect", p, "--json")
+    doc = json.loads(out)
+    assert code == 0 and "operators" not in doc["subgraphs"][0]
+    assert "signatures" not in doc and "metadata" not in doc
