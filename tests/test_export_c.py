@@ -318,14 +318,19 @@ def test_output_is_deterministic(rich, tmp_path):
     assert "rich.tflite" in a.splitlines()[0] and str(tmp_path) not in a
 
 
-def test_large_arrays_take_the_threaded_path_and_stay_in_order(tmp_path):
+def test_large_arrays_take_the_threaded_path_and_stay_in_order(tmp_path, monkeypatch):
+    from tflite_weights.export import c_header
     rng = np.random.default_rng(9)
-    big = rng.integers(-128, 128, (1 << 22) + 37).astype(np.int8)
+    big = rng.integers(-128, 128, (1 << 23) + 37).astype(np.int8)
     b = ModelBuilder()
     b.subgraph().tensor("big", "INT8", [big.size], big)
     p = tmp_path / "big.tflite"
     p.write_bytes(b.finish())
+    monkeypatch.setattr(c_header, "_use_threads", lambda total: False)
+    sequential = _export(p, tmp_path, prefix="b_")
+    monkeypatch.setattr(c_header, "_use_threads", lambda total: True)
     text = _export(p, tmp_path, prefix="b_")
+    assert text == sequential
     body = text[text.index("b_big[") :]
     body = body[body.index("{") + 1: body.index("};")]
     values = np.array(body.replace(",", " ").split(), dtype=np.int64)

@@ -683,9 +683,7 @@ def export_c(model, header, source=None, *, tensors=None, prefix: "str | None" =
             progress(done[0], total)
 
     from concurrent.futures import ThreadPoolExecutor
-    import os
-    parallel = total >= _PARALLEL_BYTES and (os.cpu_count() or 1) > 1
-    with ThreadPoolExecutor(max_workers=2) if parallel else _NoPool() as pool:
+    with ThreadPoolExecutor(max_workers=2) if _use_threads(total) else _NoPool() as pool:
         hs = _Sink(header, pool)
         cs = _Sink(source, pool) if split else None
         w = _Writer(hs, cs, align=align, progress=step)
@@ -703,6 +701,20 @@ def export_c(model, header, source=None, *, tensors=None, prefix: "str | None" =
 
 
 _PARALLEL_BYTES = 8 << 20  # data from which two threads format while one writes
+
+
+def _use_threads(total: int) -> bool:
+    """Format in worker threads for large exports when a core is free: on a machine
+    already busy, handing chunks between threads costs more than it brings.  The
+    output is the same either way."""
+    import os
+    cpus = os.cpu_count() or 1
+    if total < _PARALLEL_BYTES or cpus < 2:
+        return False
+    try:
+        return os.getloadavg()[0] <= cpus - 1
+    except (AttributeError, OSError):  # no load average on this platform
+        return True
 _DIGEST_PLACEHOLDER = b"0" * 64
 
 
