@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import QuantizationError, TFLiteWeightsError, UnsupportedError
+from .errors import ClosedModelError, QuantizationError, TFLiteWeightsError, UnsupportedError
 
 __all__ = ["BlockParameters", "block_parameters", "dequantize_blocks",
            "dequantize_blockwise", "uses_row_padding", "unpack_padded_rows"]
@@ -176,6 +176,8 @@ def block_parameters(tensor, q=None) -> BlockParameters:
             f"tensor is needed")
     try:
         sv = st.numpy()
+    except ClosedModelError:
+        raise
     except TFLiteWeightsError as e:
         raise QuantizationError(f"{what}: its scale tensor {st.index} ({st.name!r}) cannot "
                                 f"be read: {e}") from e
@@ -205,6 +207,8 @@ def block_parameters(tensor, q=None) -> BlockParameters:
             zt = tensors[zp_index]
             try:
                 zv = zt.numpy()
+            except ClosedModelError:
+                raise
             except TFLiteWeightsError as e:
                 problem = f"it cannot be read ({e})"
             else:

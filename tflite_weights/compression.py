@@ -38,7 +38,7 @@ import numpy as np
 
 from . import _schema
 from ._flatbuffer import FlatBuffer
-from .errors import InvalidModelError, TFLiteWeightsError, UnsupportedError
+from .errors import ClosedModelError, InvalidModelError, TFLiteWeightsError, UnsupportedError
 
 __all__ = ["METADATA_NAME", "SCHEMA_VERSION", "LutTensor", "read_compression_metadata",
            "lut_tensor", "decompress", "unpack_indices"]
@@ -192,6 +192,8 @@ def decompress(tensor) -> np.ndarray:
     model = tensor._model
     try:
         table_bytes = model.buffer(lt.value_buffer).array()
+    except ClosedModelError:
+        raise
     except TFLiteWeightsError as e:
         raise InvalidModelError(f"{where}: its value table (buffer {lt.value_buffer}) cannot be "
                                 f"read: {e}") from e

@@ -597,7 +597,10 @@ def _entries_summary(model) -> list:
 
 def describe(model) -> dict:
     """A JSON-ready summary of everything this module decodes.  A damaged part
-    shows as ``{"error": message}`` in its place; the rest is still reported."""
+    shows as ``{"error": message}`` in its place; the rest is still reported.
+    Raises :class:`ClosedModelError` for a closed model (every part would fail)."""
+    model._check_open()
+
     def conv():
         cm = conversion_metadata(model)
         return None if cm is None else cm.to_dict()
