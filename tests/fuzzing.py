@@ -498,16 +498,22 @@ class _Exerciser:
         self.keep: list = []  # keep visited objects alive: their ids stay unique
         self.deadline = deadline
         self.calls = 0
+        self.outcomes: "dict | None" = None  # path -> summary of the result, when asked
 
     def call(self, path: str, fn, *args, **kw):
         """Run ``fn``: a package error is recorded; anything else is wrapped."""
         self.calls += 1
         try:
-            return True, fn(*args, **kw)
+            value = fn(*args, **kw)
+            if self.outcomes is not None:
+                self.outcomes[path] = ("value", _summary(value))
+            return True, value
         except TFLiteWeightsError as e:
             self.n_errors += 1
             if len(self.errors) < 20:
                 self.errors.append(f"{path}: {e}")
+            if self.outcomes is not None:
+                self.outcomes[path] = ("error", type(e).__name__, str(e))
             return False, None
         except NonPackageError:
             raise
@@ -637,6 +643,32 @@ def _module_function(mod: str, fn: str):
         else:
             _FUNCTIONS[key] = getattr(module, fn, None)
     return _FUNCTIONS[key]
+
+
+def _summary(v):
+    """A comparable digest of a value handed out by the package."""
+    if isinstance(v, np.ndarray):
+        return ("array", v.dtype.str, v.shape, _checksum(v))
+    if isinstance(v, float):
+        return repr(v)
+    if v is None or isinstance(v, (bool, int, str, bytes)):
+        return v
+    if isinstance(v, (tuple, list)):
+        return (type(v).__name__, len(v))
+    if isinstance(v, Mapping):
+        return ("mapping", len(v))
+    return type(v).__name__
+
+
+def outcomes(model) -> "dict[str, tuple]":
+    """Every public member of ``model`` and of everything it hands out, called as
+    :func:`exercise` does, with a digest of its result: ``("value", digest)`` or
+    ``("error", type name, message)``.  Used to compare a model before and after
+    ``close()``."""
+    ex = _Exerciser(float("inf"))
+    ex.outcomes = {}
+    ex.visit(model, "model")
+    return ex.outcomes
 
 
 def exercise(model, data=None, *, deadline: float = float("inf")) -> "tuple[int, list[str]]":
