@@ -13,6 +13,7 @@ import dataclasses
 import difflib
 import mmap
 import os
+import sys
 import threading
 from itertools import repeat
 from typing import Iterator
@@ -89,7 +90,7 @@ def open(source, *, external_data_dir: "str | os.PathLike | None" = None) -> "Mo
             size = os.fstat(f.fileno()).st_size
             if size == 0:
                 raise InvalidModelError(f"{path}: the file is empty (0 bytes)")
-            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ, **_MMAP_OPTIONS)
         try:
             return Model(mm, path=path, _mapping=mm, external_data_dir=external_data_dir)
         except BaseException:
@@ -104,6 +105,11 @@ def open(source, *, external_data_dir: "str | os.PathLike | None" = None) -> "Mo
         view = view.cast("B")
     return Model(view.toreadonly(), path=None, external_data_dir=external_data_dir)
 
+
+#: Python 3.13+ can map without keeping a duplicate of the file descriptor: the
+#: file is then closed when open() returns, even while arrays keep the mapping
+#: alive after close().  Before 3.13 the mapping holds a descriptor until then.
+_MMAP_OPTIONS = {"trackfd": False} if sys.version_info >= (3, 13) else {}
 
 _builtin_open = __builtins__["open"] if isinstance(__builtins__, dict) else __builtins__.open
 
