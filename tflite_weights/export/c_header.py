@@ -33,10 +33,11 @@ Every float literal round-trips to the stored bits (NaN payloads aside).
 Output is deterministic: the same model and options give the same bytes.
 
 Numbers are formatted by whole numpy arrays, never one Python call per
-element: 8- and 16-bit values through lookup tables of their fixed-width
-text (pairs of bytes at a time), wider integers and floats through
-vectorised digit arithmetic, written in chunks of lines straight from numpy
-buffers.
+element: 8-bit values by one uint32 lookup each (the value's four
+characters) into reused line buffers whose commas and newlines are written
+once, 16-bit values through a table of all 65,536 tokens, wider integers and
+floats through vectorised digit arithmetic; chunks go straight from numpy
+buffers to the file.
 """
 
 from __future__ import annotations
@@ -273,20 +274,12 @@ def _f64_tokens(x: np.ndarray) -> np.ndarray:
 
 @functools.lru_cache(maxsize=None)
 def _byte_table(kind: str) -> np.ndarray:
-    """(256, 6) tokens of every byte value: int8 decimal ("-128, ") or hex ("0x8a, ")."""
+    """(256, 6) tokens of every byte value: int8 decimal ("-128, ") or hex ("0x8a, ");
+    :class:`_ByteLines` uses their first four characters."""
     b = np.arange(256, dtype=np.uint8)
     if kind == "i8":
         return _dec_tokens(b.view(np.int8), 6)
     return _hex_tokens(b, 2)
-
-
-@functools.lru_cache(maxsize=None)
-def _pair_table(kind: str) -> np.ndarray:
-    """Tokens of two bytes at once, indexed by their little-endian uint16: (65536,) V12."""
-    t = _byte_table(kind)
-    i = np.arange(65536)
-    pairs = np.concatenate([t[i & 0xFF], t[i >> 8]], axis=1)
-    return np.ascontiguousarray(pairs).view("V12").reshape(65536)
 
 
 @functools.lru_cache(maxsize=None)
@@ -298,18 +291,55 @@ def _word_table(kind: str) -> np.ndarray:
     return np.ascontiguousarray(tok).view("<u8").reshape(65536)
 
 
-def _bytes_tokens(kind: str):
-    single = _byte_table(kind)
-    pairs = _pair_table(kind)
+_BYTES_PER_LINE = 16
+_BYTE_LINE = 2 + 5 * _BYTES_PER_LINE + 1  # "  " + 16 x "-128," + "\n"
 
-    def tokens(chunk: np.ndarray) -> np.ndarray:
-        b = chunk.view(np.uint8)
-        n = b.size
-        if n % 2:
-            return single.take(b.astype(np.intp), axis=0)
-        idx = b.view("<u2").astype(np.intp)
-        return pairs.take(idx, mode="clip").view(np.uint8).reshape(n, 6)
-    return tokens
+
+@functools.lru_cache(maxsize=None)
+def _byte_fields(kind: str) -> np.ndarray:
+    """(256,) uint32: the four characters of every byte value ("-128", "0x8a")."""
+    return np.ascontiguousarray(_byte_table(kind)[:, :4]).view("<u4").reshape(256)
+
+
+class _ByteLines:
+    """Whole lines of 8-bit values, written into reused buffers whose indentation,
+    commas and newlines are filled once: per chunk only the four characters of
+    each value are stored, by one uint32 lookup in a 1 KiB table."""
+
+    def __init__(self, kind: str, rows: int):
+        self.fields = _byte_fields(kind)
+        self.rows = rows
+        self.free: list = []
+
+    def buffer(self) -> np.ndarray:
+        if self.free:
+            return self.free.pop()
+        buf = np.empty((self.rows, _BYTE_LINE), np.uint8)
+        buf[:, :2] = _SP
+        buf[:, 6:-1:5] = _COMMA
+        buf[:, -1] = _NL
+        return buf
+
+    def release(self, data) -> None:
+        base = data.base if isinstance(data, np.ndarray) else None
+        if base is not None and base.shape == (self.rows, _BYTE_LINE):
+            self.free.append(base)
+
+    def format(self, chunk: np.ndarray, buf: np.ndarray) -> np.ndarray:
+        rows = chunk.size // _BYTES_PER_LINE
+        idx = chunk.view(np.uint8).astype(np.intp)
+        values = self.fields.take(idx, mode="clip").reshape(rows, _BYTES_PER_LINE)
+        fields = np.ndarray((rows, _BYTES_PER_LINE), "<u4", buffer=buf, offset=2,
+                            strides=(_BYTE_LINE, 5))
+        fields[...] = values
+        return buf[:rows].reshape(-1)
+
+    def tail(self, chunk: np.ndarray) -> bytes:
+        """The last, partial line."""
+        v = self.fields.take(chunk.view(np.uint8).astype(np.intp)).view(np.uint8)
+        v = v.reshape(-1, 4)
+        return b"  " + np.concatenate([v, np.full((v.shape[0], 1), _COMMA, np.uint8)],
+                                      axis=1).tobytes() + b"\n"
 
 
 def _words_tokens(kind: str):
@@ -329,8 +359,7 @@ class _Fmt:
 
 
 def _formatter(kind: str, values: np.ndarray) -> _Fmt:
-    if kind in ("i8", "u8"):
-        return _Fmt(6, 16, _bytes_tokens(kind))
+    """Tokens of every kind but 8-bit values (see :class:`_ByteLines`)."""
     if kind in ("i16", "u16"):
         return _Fmt(8, 12, _words_tokens(kind))
     if kind == "f32":
@@ -371,11 +400,14 @@ class _Sink:
     at most ``depth`` pieces wait, which bounds the memory used.
     """
 
-    def __init__(self, out, pool, depth: int = 8):
+    def __init__(self, out, pool, depth: int = 3):
         import collections
         self.out = out
         self.pool = pool
-        self.depth = depth
+        # without workers nothing is gained by waiting: write at once, so that one
+        # buffer, still in the CPU cache, is reused chunk after chunk
+        self.depth = depth if pool is not None else 0
+        self.byte_lines: dict = {}
         self.pending = collections.deque()
         try:
             self.seekable = out.seekable()
@@ -396,7 +428,7 @@ class _Sink:
                 self.marks.append(self.start + self.queued + at)
                 at = data.find(_DIGEST_PLACEHOLDER, at + 1)
             self.queued += len(data)
-        self.pending.append((None, data, None, 0))
+        self.pending.append((None, data, None, 0, None))
         self._drain(self.depth)
 
     def patch(self, placeholder: bytes, value: bytes) -> None:
@@ -408,18 +440,24 @@ class _Sink:
             self.out.write(value)
         self.out.seek(end)
 
-    def job(self, fn, *args, done=None, amount: int = 0) -> None:
+    def job(self, fn, *args, done=None, amount: int = 0, release=None) -> None:
+        """Queue ``fn(*args)``; after its result is written, ``done(amount)`` reports
+        progress and ``release(result)`` may take its buffer back for reuse."""
         self.prelude = False
         if self.pool is None:
-            self.pending.append((None, fn(*args), done, amount))
+            self.pending.append((None, fn(*args), done, amount, release))
         else:
-            self.pending.append((self.pool.submit(fn, *args), None, done, amount))
+            self.pending.append((self.pool.submit(fn, *args), None, done, amount, release))
         self._drain(self.depth)
 
     def _drain(self, keep: int) -> None:
         while len(self.pending) > keep:
-            fut, data, done, amount = self.pending.popleft()
-            self.out.write(fut.result() if fut is not None else data)
+            fut, data, done, amount, release = self.pending.popleft()
+            if fut is not None:
+                data = fut.result()
+            self.out.write(data)
+            if release is not None:
+                release(data)
             if done is not None:
                 done(amount)
 
@@ -431,10 +469,23 @@ def _write_values(sink: _Sink, values: np.ndarray, kind: str, progress=None) -> 
     """Queue ``values`` (1-D) as lines of tokens, in chunks of whole lines."""
     values = values.reshape(-1)
     n = values.size
+    itemsize = values.dtype.itemsize
+    if kind in ("i8", "u8"):
+        step = _CHUNK - _CHUNK % _BYTES_PER_LINE
+        lines = sink.byte_lines.get(kind)
+        if lines is None:  # one per output and kind, so buffers serve every array
+            lines = sink.byte_lines[kind] = _ByteLines(kind, step // _BYTES_PER_LINE)
+        full = n - n % _BYTES_PER_LINE
+        for start in range(0, full, step):
+            stop = min(full, start + step)
+            sink.job(lines.format, values[start:stop], lines.buffer(), done=progress,
+                     amount=stop - start, release=lines.release)
+        if full < n:
+            sink.job(lines.tail, values[full:], done=progress, amount=n - full)
+        return
     fmt = _formatter(kind, values)
     per = fmt.per_line
     step = max(1, _CHUNK // per) * per
-    itemsize = values.dtype.itemsize
     for start in range(0, n, step):
         stop = min(n, start + step)
         sink.job(_format_chunk, fmt, values[start:stop], stop == n,
