@@ -191,26 +191,42 @@ def _pow10(k: np.ndarray) -> np.ndarray:
     return _P10.take(k + 80)
 
 
+_EXP2 = np.frombuffer(b"".join(b"%02d" % i for i in range(100)), "<u2")  # "00".."99"
+
+
 def _f32_tokens(x: np.ndarray) -> np.ndarray:
-    """``d.dddddddde+XXf`` tokens: 9 significant digits, which round-trip every float32."""
+    """``d.dddddddde+XXf`` tokens: 9 significant digits, which round-trip every float32.
+
+    The decimal exponent comes from the binary one (``floor(e2 * log10 2)``, which
+    is the exponent or one less); both candidates' nine digits are computed in
+    float64 and the one in range is kept.  Subnormals, whose binary exponent
+    field is 0, take ``log10``.
+    """
     x = np.asarray(x, dtype=np.float32).reshape(-1)
     n = x.size
     out = _blank(n, _F32_WIDTH)
+    bits = x.view(np.uint32) if x.dtype.byteorder in "=|" or np.little_endian \
+        else x.astype("=f4").view(np.uint32)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         a = np.abs(x.astype(np.float64))
         finite = np.isfinite(a)
         nz = finite & (a > 0)
         all_nz = bool(nz.all())
         an = a if all_nz else a[nz]
-        en = np.floor(np.log10(an)).astype(np.int64)
+        e2 = ((bits if all_nz else bits[nz]) >> np.uint32(23)) & np.uint32(0xFF)
+        en = ((e2.astype(np.int64) - 127) * 78913) >> 18   # floor(e2 * log10(2))
+        sub = e2 == 0
+        if sub.any():
+            en[sub] = np.floor(np.log10(an[sub])).astype(np.int64)
         mn = np.rint(an * _pow10(8 - en))
-        for _ in range(2):  # log10 may be off by one next to powers of ten
-            hi = mn >= 1e9
-            lo = mn < 1e8
-            if not (hi.any() or lo.any()):
-                break
-            en = en + hi - lo
-            mn = np.rint(an * _pow10(8 - en))
+        up = mn >= 1e9
+        if up.any():  # the exponent is one more
+            en = en + up
+            mn = np.where(up, np.rint(an * _pow10(8 - en)), mn)
+        low = mn < 1e8
+        if low.any():  # only when rounding of the estimate went the other way
+            en = en - low
+            mn = np.where(low, np.rint(an * _pow10(8 - en)), mn)
         # the check: the text must parse back to the same float32
         back = (mn * _pow10(en - 8)).astype(np.float32)
         bad = np.nonzero(back != an.astype(np.float32))[0]
@@ -225,15 +241,15 @@ def _f32_tokens(x: np.ndarray) -> np.ndarray:
         m = np.zeros(n, np.uint32)
         e[nz] = en
         m[nz] = mn.astype(np.uint32)
-    out[:, 0] = np.where(np.signbit(x), _MINUS, _SP)
+    out[:, 0] = (bits >> np.uint32(31)).astype(np.uint8) * np.uint8(_MINUS - _SP) + _SP
     _put_digits(out, 11, m, 9)
     out[:, 1] = out[:, 2]          # d.dddddddd: move the first digit before the point
     out[:, 2] = ord(".")
     out[:, 11] = ord("e")
-    out[:, 12] = np.where(e < 0, _MINUS, ord("+"))
-    ae = np.abs(e)
-    out[:, 13] = (ae // 10).astype(np.uint8) + _ZERO
-    out[:, 14] = (ae % 10).astype(np.uint8) + _ZERO
+    neg = e < 0
+    out[:, 12] = neg.astype(np.uint8) * np.uint8(_MINUS - ord("+")) + ord("+")
+    exp2 = np.ndarray((n,), "<u2", buffer=out, offset=13, strides=(out.strides[0],))
+    exp2[...] = _EXP2.take(np.where(neg, -e, e))
     out[:, 15] = ord("f")
     if not finite.all():
         _nonfinite(out, x, ~finite)
@@ -301,13 +317,24 @@ def _byte_fields(kind: str) -> np.ndarray:
     return np.ascontiguousarray(_byte_table(kind)[:, :4]).view("<u4").reshape(256)
 
 
+@functools.lru_cache(maxsize=None)
+def _byte_pair_fields(kind: str) -> np.ndarray:
+    """(65536,) uint64: the characters of two bytes at once, indexed by the pair read
+    as a little-endian uint16 (first byte in the low half)."""
+    f = _byte_fields(kind).astype(np.uint64)
+    i = np.arange(65536)
+    return (f[i & 0xFF] | (f[i >> 8] << np.uint64(32))).astype("<u8")
+
+
 class _ByteLines:
     """Whole lines of 8-bit values, written into reused buffers whose indentation,
     commas and newlines are filled once: per chunk only the four characters of
-    each value are stored, by one uint32 lookup in a 1 KiB table."""
+    each value are stored, two values per lookup (a uint64 from a table of every
+    pair of bytes)."""
 
     def __init__(self, kind: str, rows: int):
         self.fields = _byte_fields(kind)
+        self.pairs = _byte_pair_fields(kind)
         self.rows = rows
         self.free: list = []
 
@@ -327,10 +354,11 @@ class _ByteLines:
 
     def format(self, chunk: np.ndarray, buf: np.ndarray) -> np.ndarray:
         rows = chunk.size // _BYTES_PER_LINE
-        idx = chunk.view(np.uint8).astype(np.intp)
-        values = self.fields.take(idx, mode="clip").reshape(rows, _BYTES_PER_LINE)
-        fields = np.ndarray((rows, _BYTES_PER_LINE), "<u4", buffer=buf, offset=2,
-                            strides=(_BYTE_LINE, 5))
+        half = _BYTES_PER_LINE // 2
+        idx = chunk.view(np.uint8).view("<u2").astype(np.intp)
+        values = self.pairs.take(idx, mode="clip").view("<u4").reshape(rows, half, 2)
+        fields = np.ndarray((rows, half, 2), "<u4", buffer=buf, offset=2,
+                            strides=(_BYTE_LINE, 10, 5))
         fields[...] = values
         return buf[:rows].reshape(-1)
 
@@ -378,7 +406,8 @@ def _formatter(kind: str, values: np.ndarray) -> _Fmt:
     return _Fmt(width, max(1, min(16, 96 // width)), lambda c: _dec_tokens(c, width))
 
 
-_CHUNK = 1 << 16  # elements formatted at a time
+_CHUNK = 1 << 16  # 8-bit values formatted at a time
+_CHUNK_WIDE = 1 << 14  # other values (their temporaries then stay in the CPU cache)
 
 
 def _format_chunk(fmt: _Fmt, chunk: np.ndarray, last: bool) -> np.ndarray:
@@ -485,7 +514,7 @@ def _write_values(sink: _Sink, values: np.ndarray, kind: str, progress=None) -> 
         return
     fmt = _formatter(kind, values)
     per = fmt.per_line
-    step = max(1, _CHUNK // per) * per
+    step = max(1, _CHUNK_WIDE // per) * per
     for start in range(0, n, step):
         stop = min(n, start + step)
         sink.job(_format_chunk, fmt, values[start:stop], stop == n,
