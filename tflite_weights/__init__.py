@@ -21,6 +21,7 @@ from .errors import (
 )
 from .model import Buffer, Model, Subgraph, Tensor, open
 from .quantization import BlockwiseDetails, MultiAxisDetails, Quantization
+from .verify import Defect, verify
 
 __version__ = "0.1.0"
 
@@ -33,6 +34,8 @@ __all__ = [
     "Quantization",
     "BlockwiseDetails",
     "MultiAxisDetails",
+    "verify",
+    "Defect",
     "TFLiteWeightsError",
     "InvalidModelError",
     "UnsupportedError",
