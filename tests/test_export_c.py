@@ -240,7 +240,7 @@ def _line_of(text: str, name: str) -> str:
 
 @needs_gcc
 def test_macros_describe_each_tensor(rich, tmp_path):
-    text = _export(rich, tmp_path, prefix="m_")
+    _export(rich, tmp_path, prefix="m_")
     prog = """
   printf("%d %d %d %d\\n", M_W_INT8_RANK, M_W_INT8_COUNT, M_W_INT8_BYTES, M_W_INT8_QUANT_COUNT);
   printf("%d %d %d\\n", M_I4_COUNT, M_I4_BYTES, M_I4_BITS);

@@ -21,7 +21,7 @@ from .errors import (
 )
 from .model import Buffer, Model, Subgraph, Tensor, open
 from .quantization import BlockwiseDetails, MultiAxisDetails, Quantization
-from .verify import Defect, verify
+from . import verify  # the module: verify.verify(source) -> list of defects
 
 __version__ = "0.1.0"
 
@@ -35,7 +35,6 @@ __all__ = [
     "BlockwiseDetails",
     "MultiAxisDetails",
     "verify",
-    "Defect",
     "TFLiteWeightsError",
     "InvalidModelError",
     "UnsupportedError",

@@ -219,18 +219,8 @@ class FlatBuffer:
         """How many of the ``n`` table offsets at ``start`` do not lead to a table
         that :meth:`table` would accept, and the index of the first (-1: none).
         Vectorised: one pass of numpy over the offsets."""
-        bulk = Bulk(self)
         ok = np.ones(n, bool)
-        opos = start + 4 * np.arange(n, dtype=np.int64)
-        tpos = opos + bulk.u32(opos, ok)
-        soff = bulk.i32(tpos, ok)
-        vt = tpos - soff
-        ok &= (vt >= 0) & (vt <= self.size - 4)
-        vt = np.where(ok, vt, 0)
-        vsize = bulk.gather(vt, "<u2").astype(np.int64)
-        tsize = bulk.gather(vt + 2, "<u2").astype(np.int64)
-        ok &= (vsize >= 4) & (vsize % 2 == 0) & (vt + vsize <= self.size)
-        ok &= (tsize >= 4) & (tpos + tsize <= self.size)
+        Bulk(self).tables(start + 4 * np.arange(n, dtype=np.int64), ok, ())
         bad = np.flatnonzero(~ok)
         return int(bad.size), (int(bad[0]) if bad.size else -1)
 
@@ -505,11 +495,12 @@ class Bulk:
         ok_p &= (tsize >= 4) & (tpos + tsize <= self.size)
         nfields = np.where(ok_p, (vsize - 4) // 2, 0)
         slots = np.asarray(slots, dtype=np.int64)
-        has = nfields[:, None] > slots[None, :]  # (n, len(slots)); vtable entries fit
-        fo = self.gather(np.where(has, vt[:, None] + 4 + 2 * slots[None, :], 0).reshape(-1),
-                         "<u2").reshape(has.shape).astype(np.int64)
-        fields = np.zeros((tpos.size, int(slots.max()) + 1), np.int64)
-        fields[:, slots] = np.where(has & (fo != 0), tpos[:, None] + fo, 0)
+        fields = np.zeros((tpos.size, int(slots.max()) + 1 if slots.size else 0), np.int64)
+        if slots.size:
+            has = nfields[:, None] > slots[None, :]  # (n, len(slots)); vtable entries fit
+            fo = self.gather(np.where(has, vt[:, None] + 4 + 2 * slots[None, :], 0).reshape(-1),
+                             "<u2").reshape(has.shape).astype(np.int64)
+            fields[:, slots] = np.where(has & (fo != 0), tpos[:, None] + fo, 0)
         ok &= ok_p | ~present
         return np.where(present & ok_p, tpos, -1), fields
 

@@ -38,6 +38,7 @@ import numpy as np
 
 from . import _schema
 from ._flatbuffer import FlatBuffer
+from .dtypes import element_count
 from .errors import ClosedModelError, InvalidModelError, TFLiteWeightsError, UnsupportedError
 
 __all__ = ["METADATA_NAME", "SCHEMA_VERSION", "LutTensor", "read_compression_metadata",
@@ -180,15 +181,7 @@ def decompress(tensor) -> np.ndarray:
         raise InvalidModelError(f"{where}: {METADATA_NAME} gives index_bitwidth {bits}; "
                                 f"1 to {MAX_INDEX_BITWIDTH} are decodable (TFLM uses 1 to 7)")
     shape = tuple(tensor.shape)
-    if any(d < 0 for d in shape):
-        raise InvalidModelError(f"{where} has a negative dimension in {list(shape)}")
-    count = tensor.size
-    nominal = 1
-    for d in shape:
-        nominal *= max(d, 1)
-    if nominal >= 1 << 62:
-        raise InvalidModelError(f"{where}: shape {list(shape)} multiplies past what an array "
-                                f"can index")
+    count = element_count(shape, where)
     model = tensor._model
     try:
         table_bytes = model.buffer(lt.value_buffer).array()

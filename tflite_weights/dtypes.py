@@ -16,7 +16,7 @@ import numpy as np
 from ._schema import TENSOR_TYPES
 from .errors import InvalidModelError, UnsupportedError
 
-__all__ = ["TypeInfo", "TYPES", "type_info", "unpack_bits", "pack_bits"]
+__all__ = ["TypeInfo", "TYPES", "type_info", "element_count", "unpack_bits", "pack_bits"]
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,26 @@ def type_info(code: int) -> TypeInfo:
         raise UnsupportedError(
             f"tensor type code {code} is not in the schema (known codes: 0-{len(TYPES) - 1})"
         ) from None
+
+
+#: numpy refuses a shape whose non-zero dimensions multiply to this or more, even
+#: when another dimension is 0
+_MAX_INDEXABLE = 1 << 62
+
+
+def element_count(shape, where: str) -> int:
+    """The number of elements of ``shape`` (1 for a scalar), refusing with
+    :class:`InvalidModelError` a negative dimension or a shape numpy cannot index."""
+    count = nominal = 1
+    for d in shape:
+        if d < 0:
+            raise InvalidModelError(f"{where} has a negative dimension in its shape {list(shape)}")
+        count *= d
+        nominal *= d or 1
+    if nominal >= _MAX_INDEXABLE:
+        raise InvalidModelError(f"{where} has shape {list(shape)}, which multiplies past what "
+                                f"an array can index")
+    return count
 
 
 def unpack_bits(raw: np.ndarray, count: int, bits: int, signed: bool) -> np.ndarray:

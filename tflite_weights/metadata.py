@@ -34,7 +34,7 @@ from typing import Iterator, Mapping
 
 from . import _schema
 from ._flatbuffer import FlatBuffer
-from .errors import InvalidModelError, TFLiteWeightsError
+from .errors import ClosedModelError, InvalidModelError, TFLiteWeightsError
 from .operators import table_to_dict
 
 __all__ = [
@@ -510,6 +510,8 @@ class AssociatedFiles(Mapping):
         try:
             with zipfile.ZipFile(_Window(model._fb.data, self.offset, model.size), "r") as zf:
                 return zf.read(info)
+        except ClosedModelError:
+            raise
         except _ZIP_ERRORS as e:
             raise _zip_error(model, self.offset, e) from None
 
@@ -543,6 +545,8 @@ class _Listing:
         try:
             with zipfile.ZipFile(_Window(model._fb.data, self.offset, model.size), "r") as zf:
                 infos = zf.infolist()
+        except ClosedModelError:
+            raise
         except _ZIP_ERRORS as e:
             raise _zip_error(model, self.offset, e) from None
         for info in infos:

@@ -22,7 +22,7 @@ import numpy as np
 
 from . import _schema
 from ._flatbuffer import FlatBuffer, Table, empty_array
-from .dtypes import TYPES, TypeInfo, type_info, unpack_bits
+from .dtypes import TYPES, TypeInfo, element_count, type_info, unpack_bits
 from .errors import (
     ClosedModelError,
     InvalidModelError,
@@ -707,18 +707,6 @@ class Tensor:
         return t
 
     @property
-    def _shape(self) -> "tuple[int, ...]":
-        return self.shape
-
-    @property
-    def _type(self) -> int:
-        return self.type_code
-
-    @property
-    def _buffer(self) -> int:
-        return self.buffer
-
-    @property
     def _where(self) -> str:
         return f"tensor {self.index} of subgraph {self.subgraph}"
 
@@ -926,7 +914,7 @@ class Tensor:
         r = self._data_range()
         if r is None:
             return 0
-        info = TYPES.get(self._type)
+        info = TYPES.get(self.type_code)
         if info is None or info.layout in ("string", "none") or self.is_sparse:
             return r[2]
         return min(r[2], -(-self.size * info.bits // 8))
@@ -944,7 +932,7 @@ class Tensor:
         info = TYPES.get(self.type_code)
         if info is None:
             raise UnsupportedError(
-                f"{self._where} ({self.name!r}) has tensor type code {self._type}, unknown "
+                f"{self._where} ({self.name!r}) has tensor type code {self.type_code}, unknown "
                 f"to the schema")
         if info.layout == "none":
             raise UnsupportedError(
@@ -976,13 +964,7 @@ class Tensor:
             return densify_tensor(self)
         r = self._data_range()
         shape = self.shape
-        count = self.size
-        if any(d < 0 for d in shape):
-            raise InvalidModelError(f"{self._where} ({self.name!r}) has a negative dimension in "
-                                    f"its shape {list(shape)}")
-        if count == 0 and not _representable(shape):
-            raise InvalidModelError(f"{self._where} ({self.name!r}) has shape {list(shape)}, "
-                                    f"whose dimensions multiply past what an array can index")
+        count = element_count(shape, f"{self._where} ({self.name!r})")
         if r is None or (r[2] == 0 and count > 0):
             if self.is_variable:
                 raise NoDataError(
@@ -990,21 +972,21 @@ class Tensor:
                     f"file stores no values for it by design; the runtime allocates it and "
                     f"resets it to zeros")
             raise NoDataError(
-                f"{self._where} ({self.name!r}) has no stored data (buffer {self._buffer})")
+                f"{self._where} ({self.name!r}) has no stored data (buffer {self.buffer})")
         fb, start, length = r
         if info.layout == "fixed":
             need = count * info.itemsize
             if need > length:
                 raise InvalidModelError(
                     f"{self._where} ({self.name!r}): {info.name} shape {list(shape)} needs "
-                    f"{need} bytes, buffer {self._buffer} holds {length}")
+                    f"{need} bytes, buffer {self.buffer} holds {length}")
             return fb.array(start, info.dtype, count, self._where).reshape(shape)
         if info.layout == "packed":
             need = -(-count * info.bits // 8)
             if need > length:
                 raise InvalidModelError(
                     f"{self._where} ({self.name!r}): {count} {info.name} values need {need} "
-                    f"bytes, buffer {self._buffer} holds {length}")
+                    f"bytes, buffer {self.buffer} holds {length}")
             from .blockwise import uses_row_padding
             if uses_row_padding(self, length):
                 from .blockwise import unpack_padded_rows
@@ -1103,15 +1085,6 @@ class _Failed:
         raise self.cls(*self.args)
 
 
-def _representable(shape) -> bool:
-    """False when numpy would refuse ``shape`` even for zero elements (the product of
-    its non-zero dimensions overflows)."""
-    n = 1
-    for d in shape:
-        n *= d if d > 0 else 1
-    return n < (1 << 62)
-
-
 def _decode_strings(raw: np.ndarray, shape, count: int, where: str) -> np.ndarray:
     """TFLite's string buffer: int32 n, int32 offsets[n + 1] (from the buffer's start),
     then the bytes; string i is ``raw[offsets[i]:offsets[i + 1]]``."""
@@ -1162,7 +1135,7 @@ class _Columns:
     def __init__(self, sg: "Subgraph", vec):
         self.model = model = sg.model
         self.data = None
-        self.fb = fb = model._fb
+        self.fb = model._fb
         n = self.n = 0 if vec is None else len(vec)
         self.start = 0 if vec is None else vec.start
         if n == 0:

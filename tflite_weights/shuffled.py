@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .dtypes import element_count
 from .errors import InvalidModelError, QuantizationError, UnsupportedError
 
 __all__ = ["SHUFFLED_FORMAT", "shuffle_4x16", "unshuffle_4x16", "shuffled_fc_operators",
@@ -121,14 +122,9 @@ def unshuffle_fc_weights(tensor, *, force: bool = False) -> np.ndarray:
     shape = tensor.shape
     if len(shape) < 2:
         raise InvalidModelError(f"{where}: weights of shape {list(shape)} are not a matrix")
-    rows, nominal = 1, 1
-    for d in shape[:-1]:
-        rows *= d
-        nominal *= max(d, 1)
+    element_count(shape, where)
+    rows = element_count(shape[:-1], where)
     cols = shape[-1]
-    if nominal * max(cols, 1) >= 1 << 62:
-        raise InvalidModelError(f"{where}: shape {list(shape)} multiplies past what an array "
-                                f"can index")
     out = unshuffle_4x16(tensor.raw(), rows, cols, where).view(tensor.dtype).reshape(shape)
     out.flags.writeable = False
     return out

@@ -18,6 +18,7 @@ import numpy as np
 
 from . import _schema
 from ._flatbuffer import Table
+from .dtypes import element_count
 from .errors import InvalidModelError, UnsupportedError
 
 __all__ = ["DimensionMetadata", "SparsityParameters", "read_sparsity", "densify",
@@ -122,17 +123,7 @@ def densify(shape: tuple[int, ...], sp: SparsityParameters, values: np.ndarray,
     if any(not 0 <= d < n for d in sp.block_map):
         raise InvalidModelError(f"{where}: block_map {list(sp.block_map)} names a dimension "
                                 f"outside rank {n}")
-    if any(d < 0 for d in shape):
-        raise InvalidModelError(f"{where}: negative dimension in shape {list(shape)}")
-    total = 1
-    for d in shape:
-        total *= d
-    nominal = 1
-    for d in shape:
-        nominal *= max(d, 1)
-    if nominal >= 1 << 62:
-        raise InvalidModelError(f"{where}: shape {list(shape)} multiplies past what an array "
-                                f"can index")
+    total = element_count(shape, where)
     limit = max(_MIN_DENSE_LIMIT, MAX_DENSIFY_RATIO * values.size)
     if total > limit:
         raise UnsupportedError(

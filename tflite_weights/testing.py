@@ -142,7 +142,7 @@ def run_interpreter_dump(path: str, *, timeout: float = 300, python: str | None 
         out_json = os.path.join(tmp, "dump.json")
         out_npz = os.path.join(tmp, "dump.npz")
         skips: list[str] = []
-        allocate = True
+        allocate, crash_rc = True, 0
         for _ in range(16):
             cmd = [python, _DUMP_SCRIPT, os.fspath(path), out_json, out_npz]
             for s in skips:
