@@ -66,10 +66,21 @@ _CQ_CUSTOM = _schema.slots("CustomQuantization", "custom")[0]
 _DETAILS = ("NONE",) + _schema.UNIONS["QuantizationDetails"]
 _EMPTY_F32 = empty_array(np.float32)
 _TYPE_NAMES = {code: info.name for code, info in TYPES.items()}
+
+
+def _type_name(code: int) -> str:
+    """The TensorType name of ``code``, or ``"<code>"`` for one the schema lacks."""
+    name = _TYPE_NAMES.get(code)
+    return name if name is not None else f"<{code}>"
+
+
 #: bytes per element of each fixed-width type code (0 for the others)
 _FIXED_ITEMSIZE = np.array([TYPES[c].itemsize if TYPES[c].layout == "fixed" else 0
                             for c in sorted(TYPES)], dtype=np.int64)
-_DTYPES = {c: info.dtype for c, info in TYPES.items()}
+#: numpy dtype of each type code, indexable by an array of codes
+_DTYPE_TABLE = np.array([TYPES[c].dtype for c in sorted(TYPES)], dtype=object)
+# where a tensor's values are (see _Columns.locate)
+_GENERAL, _NONE, _DATA, _VIEW = -1, 0, 1, 2
 
 
 def open(source, *, external_data_dir: "str | os.PathLike | None" = None) -> "Model":
@@ -168,12 +179,10 @@ class Model:
             return
         self._closed = True
         self._fbuf.close()
-        data, self._data = self._data, None
-        if isinstance(data, memoryview):
-            try:
-                data.release()
-            except BufferError:  # views over it are alive; they keep it
-                pass
+        # Caller's data is only dropped, never released: arrays handed out may view
+        # it (through a memoryview they keep), and releasing it would free memory
+        # under them.
+        self._data = None
         mapping, self._mapping = self._mapping, None
         if mapping is not None:
             try:
@@ -578,7 +587,7 @@ class Subgraph:
                 raise
             c = self._cols = _Columns(self, vec)
             ts = tuple(map(Tensor, repeat(self, c.n), range(c.n), c.names, c.shapes, c.types,
-                           [_TYPE_NAMES.get(k) or f"<{k}>" for k in c.types], c.buffers))
+                           map(_type_name, c.types), c.buffers))
             if not all(c.ok):
                 # tables the bulk pass could not read: decode (and fail) when used
                 ts = tuple(t if c.ok[t.index] else _LazyTensor(self, t.index)
@@ -896,9 +905,9 @@ class Tensor:
     def has_data(self) -> bool:
         """True when the file stores values for this tensor (a constant)."""
         c = self._c
-        loc = (c.data if c.data is not None else c.locate())[self.index]
-        if loc is not False:
-            return loc is not None
+        kind = (c.kind if c.kind is not None else c.locate())[self.index]
+        if kind >= 0:
+            return kind > 0
         r = self._data_range()
         return r is not None and (r[2] > 0 or self.size == 0)
 
@@ -947,13 +956,16 @@ class Tensor:
         array of ``bytes``.  Raises :class:`NoDataError` for tensors without
         stored values and :class:`UnsupportedError` for RESOURCE/VARIANT.
         """
-        c = self._c
-        loc = (c.data if c.data is not None else c.locate())[self.index]
-        if loc and loc[2] is not None:  # a plain fixed-width constant: just the view
+        c, i = self._c, self.index
+        if (c.kind if c.kind is not None else c.locate())[i] == _VIEW:
+            # a plain fixed-width constant: a view over u8, which holds a buffer export
+            # of the data (numpy keeps u8 as the base; given a memoryview or the mmap,
+            # it would keep the mmap without an export, and close() could unmap memory
+            # under the view)
             u8 = c.fb.u8
             if u8 is None:
                 raise ClosedModelError(f"{c.fb.label}: the model is closed")
-            return np.ndarray(self.shape, loc[2], u8, loc[0])
+            return np.ndarray(self.shape, c.dtypes[i], u8, c.offsets[i])
         info = self._value_type()
         from .compression import lut_tensor
         if lut_tensor(self) is not None:
@@ -1067,7 +1079,7 @@ class _LazyTensor(Tensor):
     shape = property(lambda self: self._field("shapes"))
     type_code = property(lambda self: self._field("types"))
     buffer = property(lambda self: self._field("buffers"))
-    type = property(lambda self: _TYPE_NAMES.get(self.type_code) or f"<{self.type_code}>")
+    type = property(lambda self: _type_name(self.type_code))
 
 
 class _Failed:
@@ -1130,18 +1142,19 @@ class _Columns:
     """
 
     __slots__ = ("fb", "start", "n", "ok", "names", "shapes", "types", "buffers", "plain",
-                 "quants", "model", "data")
+                 "quants", "model", "arrays", "kind", "offsets", "dtypes")
 
     def __init__(self, sg: "Subgraph", vec):
         self.model = model = sg.model
-        self.data = None
+        self.kind = None
         self.fb = model._fb
         n = self.n = 0 if vec is None else len(vec)
         self.start = 0 if vec is None else vec.start
         if n == 0:
             self.ok = self.names = self.shapes = self.types = self.buffers = []
             self.plain = self.quants = []
-            self.data = []
+            self.kind = self.offsets = self.dtypes = []
+            self.arrays = None
             return
         opos = self.start + 4 * np.arange(n, dtype=np.int64)
         bulk = model._bulk()
@@ -1175,7 +1188,9 @@ class _Columns:
             names = [text[e - k:e] for e, k in zip(ne, nl)]
         else:
             names = [_decode_name(raw[e - k:e]) for e, k in zip(ne, nl)]
-        shapes = _runs_by_length(bulk, shape_start, np.where(ok, shape_len, 0), "<i4", ())
+        counts = np.ones(n, np.int64)
+        shapes = _runs_by_length(bulk, shape_start, np.where(ok, shape_len, 0), "<i4", (),
+                                 counts)
         scales = _runs_by_length(bulk, sc_start, np.where(fast_q, sc_len, 0), "<f4", None)
         zps = _runs_by_length(bulk, zp_start, np.where(fast_q, zp_len, 0), "<i8", None)
         quants: list = [None if q else _UNREAD for q in no_q.tolist()]
@@ -1183,6 +1198,8 @@ class _Columns:
         fq = np.flatnonzero(fast_q)
         for i, qd in zip(fq.tolist(), qdim[fq].tolist()):
             quants[i] = make(scales[i], zps[i], qd)
+        # kept as arrays for the vectorised location pass (see locate)
+        self.arrays = (ok & plain, tbuf, ttype, counts)
         self.ok = ok.tolist()
         self.names = names
         self.shapes = shapes
@@ -1193,60 +1210,42 @@ class _Columns:
 
 
     def locate(self) -> list:
-        """Per tensor, where its values are: None (no data), ``(offset, length,
-        dtype)`` with ``dtype`` set when ``numpy()`` is a plain view of ``shape``
-        at ``offset`` (a fixed-width type whose bytes fit), or False when the
-        tensor needs the general path (sparse, external, damaged, compressed
-        model).  Computed for the whole subgraph, vectorised, on first use."""
+        """Classify every tensor of the subgraph by where its values are, in one
+        vectorised pass on first use; returns ``kind``, per tensor: ``_VIEW`` (a
+        plain fixed-width constant whose bytes fit: ``numpy()`` is a view of
+        ``dtypes[i]`` at ``offsets[i]``), ``_DATA`` (stored values that need
+        decoding), ``_NONE`` (no values), or ``_GENERAL`` (the per-tensor path
+        decides: sparse, external, damaged, or a compressed model)."""
         model = self.model
         compressed = model._compressed
         if compressed is None:
             compressed = model._compressed = "COMPRESSION_METADATA" in model.metadata
         b_off, b_len, b_status = model._buffer_arrays()
-        buf = np.asarray(self.buffers, dtype=np.int64)
-        usable = np.asarray(self.ok, bool) & np.asarray(self.plain, bool)
+        usable, buf, code, count = self.arrays
         # one sentinel entry at the end stands for "out of range"
         b_status = np.append(b_status, -1)
         b_off, b_len = np.append(b_off, 0), np.append(b_len, 0)
         bi = np.where((buf >= 0) & (buf < b_status.size - 1), buf, b_status.size - 1)
         st = np.where(buf == 0, 0, b_status[bi])
-        off = b_off[bi]
         length = b_len[bi]
-        count = self.counts()
-        code = np.asarray(self.types, dtype=np.int64)
-        itemsize = _FIXED_ITEMSIZE[np.clip(code, 0, _FIXED_ITEMSIZE.size - 1)]
-        itemsize = np.where((code >= 0) & (code < _FIXED_ITEMSIZE.size), itemsize, 0)
+        known = (code >= 0) & (code < _FIXED_ITEMSIZE.size)
+        table_code = np.where(known, code, 0)
+        itemsize = np.where(known, _FIXED_ITEMSIZE[table_code], 0)
         no_data = usable & ((st == 0) | ((st == 1) & (length == 0) & (count > 0)))
         with_data = usable & (st == 1) & ~no_data
-        fixed = (with_data & (itemsize > 0) & (count > 0) & (count * itemsize <= length)
-                 & (not compressed))
-        out: list = [False] * self.n
-        dts = _DTYPES
-        for i, o, k, fx, c in zip(np.flatnonzero(with_data).tolist(),
-                                  off[with_data].tolist(), length[with_data].tolist(),
-                                  fixed[with_data].tolist(), code[with_data].tolist()):
-            out[i] = (o, k, dts[c] if fx else None)
-        for i in np.flatnonzero(no_data).tolist():
-            out[i] = None
-        self.data = out
-        return out
-
-    def counts(self) -> np.ndarray:
-        """Element count of every tensor (0 when a dimension is not positive)."""
-        return np.array([_numel(s) for s in self.shapes], dtype=np.int64)
+        view = (with_data & (itemsize > 0) & (count > 0) & (count * itemsize <= length)
+                & (not compressed))
+        kind = np.full(self.n, _GENERAL, np.int8)
+        kind[no_data] = _NONE
+        kind[with_data] = _DATA
+        kind[view] = _VIEW
+        self.offsets = b_off[bi].tolist()
+        self.dtypes = _DTYPE_TABLE[table_code].tolist()
+        self.kind = kind = kind.tolist()
+        return kind
 
 
 _NUMEL_CAP = 1 << 40  # larger counts cannot fit any buffer; keeps int64 arithmetic exact
-
-
-def _numel(shape) -> int:
-    """Element count (0 when a dimension is not positive), capped at ``_NUMEL_CAP``."""
-    n = 1
-    for d in shape:
-        if d <= 0:
-            return 0
-        n *= d
-    return n if n < _NUMEL_CAP else _NUMEL_CAP
 
 
 def _decode_name(raw: bytes) -> str:
@@ -1256,13 +1255,19 @@ def _decode_name(raw: bytes) -> str:
         return raw.decode("utf-8", "backslashreplace")
 
 
-def _runs_by_length(bulk, start: np.ndarray, count: np.ndarray, dtype: str, empty):
+def _runs_by_length(bulk, start: np.ndarray, count: np.ndarray, dtype: str, empty,
+                    products: "np.ndarray | None" = None):
     """Per entry, the vector of ``count[i]`` values of ``dtype`` at ``start[i]``: a
     tuple of ints when ``empty`` is ``()``, else a read-only array (``empty`` when
     the count is 0).  Vectors of equal length are read together as the rows of
-    one array, so the Python work per entry is a single assignment."""
+    one array, so the Python work per entry is a single assignment.
+
+    With ``products`` (an int64 array of ones), each entry's product is stored
+    there: 0 when a value is not positive, capped at ``_NUMEL_CAP`` (the element
+    count of a shape)."""
     n = count.size
-    out = [empty] * n if empty is not None else [empty_array(dtype)] * n
+    out = np.empty(n, object)
+    out.fill(empty if empty is not None else empty_array(dtype))
     dt = np.dtype(dtype)
     for k in np.unique(count).tolist():
         if k == 0:
@@ -1270,14 +1275,19 @@ def _runs_by_length(bulk, start: np.ndarray, count: np.ndarray, dtype: str, empt
         idx = np.flatnonzero(count == k)
         pos = (start[idx][:, None] + dt.itemsize * np.arange(k)).reshape(-1)
         mat = bulk.gather(pos, dt.str).reshape(-1, k)
+        if products is not None:
+            m = np.clip(mat.astype(np.int64), 0, _NUMEL_CAP)
+            p = np.ones(idx.size, np.int64)
+            for j in range(k):  # capped at every step: never overflows int64
+                p = np.minimum(p * m[:, j], _NUMEL_CAP)
+            products[idx] = p
         if empty is not None:
-            rows = map(tuple, mat.tolist())
+            rows = np.fromiter(map(tuple, mat.tolist()), object, idx.size)
         else:
             mat.flags.writeable = False
-            rows = list(mat)
-        for i, r in zip(idx.tolist(), rows):
-            out[i] = r
-    return out
+            rows = np.fromiter(mat, object, idx.size)  # row views
+        out[idx] = rows
+    return out.tolist()
 
 
 def _gather_runs(bulk, start: np.ndarray, count: np.ndarray, dtype: str):

@@ -106,9 +106,8 @@ class Quantization:
     def _from_fields(cls, scale, zero_point, quantized_dimension):
         """Plain affine parameters, built without the frozen-dataclass ``__init__``
         (which costs several microseconds; models have thousands of tensors)."""
-        q = cls.__new__(cls)
-        d = q.__dict__
-        d.update(_DEFAULTS)
+        q = object.__new__(cls)
+        d = q.__dict__  # the other fields read their defaults from the class
         d["scale"] = scale
         d["zero_point"] = zero_point
         d["quantized_dimension"] = quantized_dimension
@@ -168,8 +167,12 @@ class Quantization:
 
 
 #: values of the optional fields, for ``Quantization._from_fields``
-_DEFAULTS = {f.name: (f.default if f.default is not MISSING else f.default_factory())
-             for f in fields(Quantization) if f.name not in ("scale", "zero_point")}
+# Every optional field's default as a class attribute (dataclasses keep those of
+# plain defaults, not of factories), so that ``_from_fields`` can leave them out.
+for _f in fields(Quantization):
+    if _f.default is MISSING and _f.default_factory is not MISSING:
+        setattr(Quantization, _f.name, _f.default_factory())
+del _f
 
 
 def check_affine(shape: tuple[int, ...], scale: np.ndarray, zero_point: np.ndarray,
