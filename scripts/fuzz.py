@@ -65,9 +65,10 @@ def limit_address_space(extra: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (want, hard))
 
 
-def load_models(corpus: "str | None") -> "dict[str, bytes]":
+def load_models(corpora) -> "dict[str, bytes]":
     models = {f"synthetic:{k}": v for k, v in fuzzing.synthetic_models().items()}
-    models.update(fuzzing.corpus_models(corpus, max_size=1 << 23))
+    for folder in corpora:
+        models.update(fuzzing.corpus_models(folder, max_size=1 << 23))
     return models
 
 
@@ -81,7 +82,7 @@ def fuzz(models, minutes: float, seed: int, out: str, memory_every: int, log) ->
     by_kind = collections.Counter()
     failures: dict[str, dict] = {}
     slowest = (0.0, "")
-    peak_ratio = (0.0, "")
+    peak = (0, "")
     i = 0
     while time.monotonic() < stop:
         i += 1
@@ -95,10 +96,9 @@ def fuzz(models, minutes: float, seed: int, out: str, memory_every: int, log) ->
         stats["opened" if r.opened else "refused at open"] += 1
         if r.peak:
             stats["memory measured"] += 1
-            ratio = r.peak / max(len(data), 1)
-            if ratio > peak_ratio[0]:
-                peak_ratio = (ratio, f"{r.peak / 2**20:.1f} MiB for {len(data)} bytes: "
-                                     f"{r.note}")
+            if r.peak > peak[0]:
+                peak = (r.peak, f"{r.peak / 2**20:.1f} MiB for a {len(data)}-byte file "
+                                f"({r.peak / len(data):.0f}x): {r.note}")
         if r.seconds > slowest[0]:
             slowest = (r.seconds, r.note)
         if not r.ok:
@@ -122,7 +122,7 @@ def fuzz(models, minutes: float, seed: int, out: str, memory_every: int, log) ->
                 f"{len(failures)} distinct")
     return {"cases": stats["cases"], "stats": dict(stats), "by_kind": dict(by_kind),
             "failures": list(failures.values()), "slowest": slowest,
-            "largest_peak_ratio": peak_ratio, "models": names}
+            "largest_peak": peak, "models": names}
 
 
 def compare(models, n: int, seed: int, log) -> dict:
@@ -134,6 +134,9 @@ def compare(models, n: int, seed: int, log) -> dict:
     table = collections.Counter()
     by_class = collections.Counter()
     examples = collections.defaultdict(list)
+    stricter = collections.Counter()
+    laxer = collections.Counter()
+    crashes = []
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp, fuzzing.InterpreterPool() as pool:
         for i in range(n):
@@ -155,8 +158,14 @@ def compare(models, n: int, seed: int, log) -> dict:
                       (True, False): "only verify refuses",
                       (False, True): "only the interpreter refuses"}[(ours, theirs)]
             table[bucket] += 1
+            if bucket == "only verify refuses":
+                stricter[_rule(first)] += 1
+            elif bucket == "only the interpreter refuses":
+                laxer[f"{cls}: " + _rule(res.get("message", "").split("\n")[0])] += 1
+            if cls == "crash" and len(crashes) < 12:
+                crashes.append({"model": name, "damage": note, "verify": first[:300]})
             if len(examples[bucket]) < 8 and bucket != "both accept":
-                examples[bucket].append({"model": name, "damage": note, "verify": first,
+                examples[bucket].append({"model": name, "damage": note, "verify": first[:300],
                                          "interpreter": f"{cls}: "
                                          f"{res.get('message', '')[:300]}"})
             if (i + 1) % 500 == 0:
@@ -164,7 +173,19 @@ def compare(models, n: int, seed: int, log) -> dict:
     return {"files": n, "table": dict(table),
             "by_interpreter_class": {f"{c} / verify {'refuses' if o else 'accepts'}": k
                                      for (c, o), k in sorted(by_class.items())},
+            "only_verify_rules": dict(stricter.most_common()),
+            "only_interpreter_reasons": dict(laxer.most_common()),
+            "interpreter_crashes": crashes,
             "examples": dict(examples), "seconds": time.monotonic() - t0}
+
+
+def _rule(defect: str) -> str:
+    """A verify defect with its place, numbers and quoted names blanked: the rule."""
+    what = defect.split(": ", 1)[-1]
+    what = re.sub(r"'[^']*'", "'…'", what)
+    what = re.sub(r"\[[-\d, ]*\]", "[…]", what)
+    what = re.sub(r"-?\d+", "N", what)
+    return what[:120]
 
 
 def run_atheris(models, minutes: float) -> int:
@@ -186,14 +207,13 @@ def run_atheris(models, minutes: float) -> int:
 
 def write_report(path: str, args, result: dict, agreement: "dict | None") -> None:
     lines = ["# Fuzzing report", "",
-             f"seed {args.seed}, {args.minutes} min, corpus {args.corpus}, "
+             f"seed {args.seed}, {args.minutes} min, corpus {', '.join(args.corpus)}, "
              f"{len(result['models'])} models", ""]
     st = result["stats"]
     lines += [f"- cases: {result['cases']} ({st.get('opened', 0)} opened, "
               f"{st.get('refused at open', 0)} refused at open)",
-              f"- memory measured on {st.get('memory measured', 0)} cases; largest peak "
-              f"per file byte: {result['largest_peak_ratio'][0]:.0f}x "
-              f"({result['largest_peak_ratio'][1]})",
+              f"- memory measured on {st.get('memory measured', 0)} cases; largest peak: "
+              f"{result['largest_peak'][1]}",
               f"- slowest case: {result['slowest'][0]:.3f} s ({result['slowest'][1]})",
               f"- failing cases: {st.get('failures', 0)}, distinct: {len(result['failures'])}",
               "", "Cases per mutation: " + ", ".join(f"{k} {v}" for k, v in
@@ -209,6 +229,15 @@ def write_report(path: str, args, result: dict, agreement: "dict | None") -> Non
         lines += ["", "By the interpreter's reason:", ""]
         for k, v in agreement["by_interpreter_class"].items():
             lines.append(f"- {k}: {v}")
+        lines += ["", "Rules behind 'only verify refuses' (first defect):", ""]
+        for k, v in agreement["only_verify_rules"].items():
+            lines.append(f"- {v}: {k}")
+        lines += ["", "Reasons behind 'only the interpreter refuses':", ""]
+        for k, v in agreement["only_interpreter_reasons"].items():
+            lines.append(f"- {v}: {k}")
+        lines += ["", "Files that crashed the interpreter:", ""]
+        for e in agreement["interpreter_crashes"]:
+            lines.append(f"- {e['model']}: {e['damage']} (verify: {e['verify'] or 'accepts'})")
         for bucket, ex in agreement["examples"].items():
             lines += ["", f"## {bucket}", ""]
             for e in ex:
@@ -224,7 +253,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--minutes", type=float, default=5.0)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--corpus", default=DEFAULT_CORPUS)
+    ap.add_argument("--corpus", action="append", default=None, metavar="DIR",
+                    help="folder of sound models (repeatable; default ../shared/corpus)")
     ap.add_argument("--out", default="fuzz-out", help="folder for failing inputs and the report")
     ap.add_argument("--report", default=None, help="report path (default OUT/report.md)")
     ap.add_argument("--compare", type=int, default=0, metavar="N",
@@ -237,6 +267,7 @@ def main(argv=None) -> int:
     def log(msg):
         print(msg, flush=True)
 
+    args.corpus = args.corpus or [DEFAULT_CORPUS]
     limit_address_space(8 << 30)
     models = load_models(args.corpus)
     log(f"{len(models)} models: {', '.join(sorted(models))}")

@@ -627,6 +627,15 @@ class _Exerciser:
                 ok, names = self.call("associated_files(model).keys()", lambda: list(files))
                 for name in names or ():
                     self.call(f"associated_files(model)[{name!r}]", files.__getitem__, name)
+                    for member in ("read", "compressed_size"):
+                        if hasattr(files, member):
+                            self.call(f"associated_files(model).{member}({name!r})",
+                                      getattr(files, member), name)
+        entry = _module_function("metadata", "metadata_entry")
+        if entry is not None:
+            ok, md = self.call("model.metadata", lambda: m.metadata)
+            for name in list(md or ())[:16] + ["\0absent"]:
+                self.call(f"metadata_entry(model, {name!r})", entry, m, name)
 
 
 _FUNCTIONS: dict = {}
@@ -1041,8 +1050,10 @@ def synthetic_models() -> "dict[str, bytes]":
     b.add_metadata("min_runtime_version", b"2.3.0".ljust(16, b"\0"))
     b.add_metadata("CONVERSION_METADATA", conversion_metadata_bytes())
     b.add_metadata("TFLITE_METADATA", support_metadata_bytes(
-        name="m", description="d", version="1", author="a", license="l"))
-    out["graph"] = b.finish()
+        name="m", description="d", version="1", author="a", license="l",
+        files=[("labels.txt", "labels", 2)]))
+    out["graph"] = b.finish(trailing=_zip({"labels.txt": b"cat\ndog\n" * 8,
+                                           "vocab.txt": b"a b c"}))
 
     # sparse, blockwise, shuffled, LUT-compressed
     b = ModelBuilder()
@@ -1069,6 +1080,18 @@ def synthetic_models() -> "dict[str, bytes]":
     b.add_metadata("COMPRESSION_METADATA", _lut_metadata(0, lut, vb, 2))
     out["features"] = b.finish()
     return out
+
+
+def _zip(files: dict) -> bytes:
+    """A zip archive, as TFLite Support appends associated files to a model."""
+    import io
+    import zipfile
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for i, (name, content) in enumerate(files.items()):
+            z.writestr(name, content, zipfile.ZIP_DEFLATED if i % 2 == 0 else
+                       zipfile.ZIP_STORED)
+    return buf.getvalue()
 
 
 def _strings(items):
