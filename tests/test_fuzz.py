@@ -255,3 +255,39 @@ def test_a_few_damaged_tables_fail_alone_every_time_they_are_used():
         assert len(messages) == 1 and "tensors[75]" in messages.pop()
     with pytest.raises(tw.ClosedModelError):
         ts[75].name  # after close: the model is closed, whatever the table was
+
+
+def test_verify_stops_after_max_defects_on_a_vector_of_garbage():
+    """The tensors offset moved to a 64 KiB buffer of zeros (after the flatbuffer)
+    that starts with a count of 16,000: every entry is an offset of 0.  verify
+    reports MAX_DEFECTS of them, says it stopped, and takes no time (it listed all
+    of them, for seconds, on a 4 MB model with a million such entries); the reader
+    refuses the vector."""
+    import struct
+    import time
+
+    import numpy as np
+
+    from builders import ModelBuilder
+    verify = pytest.importorskip("tflite_weights.verify")
+    b = ModelBuilder()
+    sg = b.subgraph()
+    sg.tensor("t", "INT8", [1], b"\1")
+    sg.tensor("zeros", "UINT8", [1 << 16], np.zeros(1 << 16, np.uint8), offset=True)
+    data = bytearray(b.finish())
+    with tw.open(bytes(data)) as m:
+        zeros = m.tensors[1].data_offset
+    (site,) = [s for s in fuzzing.find_sites(bytes(data))
+               if s.name == "Model.subgraphs[0].tensors"]
+    zeros += -zeros % 4
+    struct.pack_into("<I", data, zeros, 16000)
+    struct.pack_into("<I", data, site.pos, zeros - site.pos)
+    t0 = time.perf_counter()
+    defects = verify.verify(bytes(data))
+    assert time.perf_counter() - t0 < 1.0
+    assert len(defects) == verify.MAX_DEFECTS + 1
+    assert "tensors[0]" in str(defects[0]) and "tensors[999]" in str(defects[999])
+    assert "stopped after 1000 defects" in str(defects[-1])
+    with tw.open(bytes(data)) as m:
+        with pytest.raises(tw.InvalidModelError, match="16000 of which are not readable"):
+            m.tensors

@@ -44,11 +44,16 @@ from ._flatbuffer import SCALARS, FlatBuffer, Table
 from .dtypes import TYPES
 from .errors import TFLiteWeightsError
 
-__all__ = ["Defect", "verify", "errors_of", "MAX_DEPTH", "MAX_TABLES", "MAX_BUFFER_SIZE"]
+__all__ = ["Defect", "verify", "errors_of", "MAX_DEPTH", "MAX_TABLES", "MAX_DEFECTS",
+           "MAX_BUFFER_SIZE"]
 
 #: flatbuffers::Verifier::Options defaults
 MAX_DEPTH = 64
 MAX_TABLES = 1_000_000
+#: defects reported before the check stops: a damaged length can make every one of a
+#: million vector entries a defect, and listing them all helps no one (the C++
+#: verifier stops at the first)
+MAX_DEFECTS = 1000
 #: FLATBUFFERS_MAX_BUFFER_SIZE (2**31 - 1); a verified window must be smaller
 MAX_BUFFER_SIZE = (1 << 31) - 1
 SCHEMA_VERSION = 3
@@ -80,7 +85,16 @@ def errors_of(defects: "list[Defect]") -> "list[Defect]":
 
 
 class _Stop(Exception):
-    """The table limit was reached: the walk ends."""
+    """The table or defect limit was reached: the walk ends."""
+
+
+def _add(defects: list, defect: "Defect", start: int) -> None:
+    """Append ``defect``; past :data:`MAX_DEFECTS` since ``start``, say so and stop."""
+    defects.append(defect)
+    if len(defects) - start >= MAX_DEFECTS:
+        defects.append(Defect(defect.where, f"stopped after {MAX_DEFECTS} defects: the file "
+                              f"is damaged throughout", None, defect.severity))
+        raise _Stop
 
 
 # -- pass 1: the flatbuffer structure -------------------------------------------------
@@ -98,10 +112,11 @@ class _Structure:
         self.severity = severity
         self.root_name = root_name
         self.tables = 0
+        self.start = len(defects)
 
     # -- helpers -------------------------------------------------------------------
     def defect(self, where: str, what: str, offset, severity: "str | None" = None) -> None:
-        self.defects.append(Defect(where, what, offset, severity or self.severity))
+        _add(self.defects, Defect(where, what, offset, severity or self.severity), self.start)
 
     def in_range(self, elem: int, length: int) -> bool:
         # Verifier::Verify: elem_len < size_ && elem <= size_ - elem_len
@@ -377,12 +392,13 @@ class _Rules:
         self.fb = fb
         self.file_size = file_size
         self.defects = defects
+        self.start = len(defects)
 
     def error(self, where, what, offset=None):
-        self.defects.append(Defect(where, what, offset, "error"))
+        _add(self.defects, Defect(where, what, offset, "error"), self.start)
 
     def warning(self, where, what, offset=None):
-        self.defects.append(Defect(where, what, offset, "warning"))
+        _add(self.defects, Defect(where, what, offset, "warning"), self.start)
 
     def run(self) -> None:
         root = self.fb.root(IDENTIFIER)
@@ -839,6 +855,8 @@ def _verify(data) -> "list[Defect]":
         return defects
     try:
         _Rules(fb, fb.size, defects).run()
+    except _Stop:
+        pass
     except TFLiteWeightsError as e:  # the structure check should have caught it
         defects.append(Defect("Model", f"unreadable: {e}", None))
     return defects
