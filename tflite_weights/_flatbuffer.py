@@ -110,7 +110,7 @@ class FlatBuffer:
     'CONVERSION_METADATA'", ...).
     """
 
-    __slots__ = ("data", "base", "size", "label", "u8", "closed")
+    __slots__ = ("data", "base", "size", "label", "u8", "closed", "_counted")
 
     def __init__(self, data, base: int = 0, size: int | None = None, label: str = "model"):
         self.data = data
@@ -118,6 +118,7 @@ class FlatBuffer:
         self.size = (len(data) - base) if size is None else size
         self.label = label
         self.closed = False
+        self._counted: dict = {}  # (start, n) -> unreadable_tables(start, n)
         # Every array handed out is a view of this one: it holds a buffer export of
         # ``data``, so an mmap cannot be unmapped while any view is alive.
         self.u8 = np.frombuffer(data, np.uint8, self.size, base)
@@ -218,11 +219,16 @@ class FlatBuffer:
     def unreadable_tables(self, start: int, n: int) -> "tuple[int, int]":
         """How many of the ``n`` table offsets at ``start`` do not lead to a table
         that :meth:`table` would accept, and the index of the first (-1: none).
-        Vectorised: one pass of numpy over the offsets."""
-        ok = np.ones(n, bool)
-        Bulk(self).tables(start + 4 * np.arange(n, dtype=np.int64), ok, ())
-        bad = np.flatnonzero(~ok)
-        return int(bad.size), (int(bad[0]) if bad.size else -1)
+        Vectorised: one pass of numpy over the offsets, done once per vector (callers
+        that do not keep what they built from a vector ask again on every use)."""
+        key = (start, n)
+        got = self._counted.get(key)
+        if got is None:
+            ok = np.ones(n, bool)
+            Bulk(self).tables(start + 4 * np.arange(n, dtype=np.int64), ok, ())
+            bad = np.flatnonzero(~ok)
+            got = self._counted[key] = (int(bad.size), (int(bad[0]) if bad.size else -1))
+        return got
 
 
 #: damaged entries a vector of tables may hold and still be handed out (each then
