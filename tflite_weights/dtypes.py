@@ -90,11 +90,18 @@ def type_info(code: int) -> TypeInfo:
 #: numpy refuses a shape whose non-zero dimensions multiply to this or more, even
 #: when another dimension is 0
 _MAX_INDEXABLE = 1 << 62
+#: the most dimensions an array may have: numpy 1.x stops at 32 (2.x at 64); a
+#: shape is checked against the smaller, so a model reads alike under both
+MAX_RANK = 32
 
 
 def element_count(shape, where: str) -> int:
     """The number of elements of ``shape`` (1 for a scalar), refusing with
-    :class:`InvalidModelError` a negative dimension or a shape numpy cannot index."""
+    :class:`InvalidModelError` a negative dimension or a shape numpy cannot index
+    (more than :data:`MAX_RANK` dimensions, or too many elements)."""
+    if len(shape) > MAX_RANK:
+        raise InvalidModelError(f"{where} has {len(shape)} dimensions; arrays hold at most "
+                                f"{MAX_RANK}")
     count = nominal = 1
     for d in shape:
         if d < 0:

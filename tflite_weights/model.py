@@ -22,7 +22,7 @@ import numpy as np
 
 from . import _schema
 from ._flatbuffer import FlatBuffer, Table, empty_array
-from .dtypes import TYPES, TypeInfo, element_count, type_info, unpack_bits
+from .dtypes import MAX_RANK, TYPES, TypeInfo, element_count, type_info, unpack_bits
 from .errors import (
     ClosedModelError,
     InvalidModelError,
@@ -1198,8 +1198,9 @@ class _Columns:
         fq = np.flatnonzero(fast_q)
         for i, qd in zip(fq.tolist(), qdim[fq].tolist()):
             quants[i] = make(scales[i], zps[i], qd)
-        # kept as arrays for the vectorised location pass (see locate)
-        self.arrays = (ok & plain, tbuf, ttype, counts)
+        # kept as arrays for the vectorised location pass (see locate); a shape of
+        # more than MAX_RANK dimensions takes the general path, which refuses it
+        self.arrays = (ok & plain & (shape_len <= MAX_RANK), tbuf, ttype, counts)
         self.ok = ok.tolist()
         self.names = names
         self.shapes = shapes
