@@ -12,8 +12,11 @@ the bound of ``fuzzing.memory_bound`` (tracemalloc peak).  Failing inputs are
 written to ``--out`` with a note; the report sums everything up.
 
     python scripts/fuzz.py --minutes 10 [--seed 1] [--corpus ../shared/corpus]
-                           [--compare 3000] [--out fuzz-out] [--atheris]
+                           [--sweep 30] [--compare 3000] [--out fuzz-out] [--atheris]
 
+``--sweep M`` then spends M minutes planting, at every structural position of
+every model, each of the values that break readers most often at that kind
+of position (in a random order: a partial sweep still covers every model).
 ``--compare N`` also writes N damaged copies to a temporary folder, loads each
 in the LiteRT interpreter in a child process, and counts how often both refuse,
 both accept, only ``verify`` refuses, or only the interpreter refuses (with
@@ -125,6 +128,61 @@ def fuzz(models, minutes: float, seed: int, out: str, memory_every: int, log) ->
             "largest_peak": peak, "models": names}
 
 
+def sweep(models, minutes: float, seed: int, out: str, log) -> dict:
+    """Every structural position of every model, planted with each of its kind's
+    worst values (fuzzing.worst_values), read on the clock (no tracemalloc), in a
+    seeded random order until the time is up."""
+    import random
+    plan = []
+    for name in sorted(models):
+        data = models[name]
+        sites = fuzzing.find_sites(data)
+        per_field = collections.Counter()
+        for i, s in enumerate(sites):
+            # the same field of the 100th tensor adds little: three of each field
+            field = (s.kind, re.sub(r"\[\d+\]", "[i]", s.name))
+            per_field[field] += 1
+            if per_field[field] > 3:
+                continue
+            for v in fuzzing.worst_values(s, len(data), sites):
+                plan.append((name, i, v))
+    random.Random(seed).shuffle(plan)
+    site_cache = {}
+    stop = time.monotonic() + 60 * minutes
+    failures: dict[str, dict] = {}
+    done = 0
+    slowest = (0.0, "")
+    for name, i, v in plan:
+        if time.monotonic() > stop:
+            break
+        data = models[name]
+        if name not in site_cache:
+            site_cache[name] = fuzzing.find_sites(data)
+        s = site_cache[name][i]
+        d = bytearray(data)
+        fuzzing._plant(d, s, v)
+        note = f"{name}: plant {fuzzing._u(v, s.width):#x} at {s.kind} {s.name}@{s.pos}"
+        r = fuzzing.run_case(bytes(d), note, measure_memory=False, thorough=False)
+        done += 1
+        if r.seconds > slowest[0]:
+            slowest = (r.seconds, note)
+        if not r.ok:
+            sig = signature(r.failure)
+            if sig not in failures:
+                os.makedirs(out, exist_ok=True)
+                fname = f"sweep-{len(failures):03d}.tflite"
+                with open(os.path.join(out, fname), "wb") as f:
+                    f.write(bytes(d))
+                failures[sig] = {"file": fname, "failure": r.failure, "note": note,
+                                 "detail": r.detail, "count": 0, "size": len(d)}
+                log(f"[sweep {done}] FAIL {r.failure}\n    {note}\n    -> {fname}")
+            failures[sig]["count"] += 1
+        if done % 2000 == 0:
+            log(f"[sweep {done}/{len(plan)}] {len(failures)} distinct failures")
+    return {"planned": len(plan), "cases": done, "failures": list(failures.values()),
+            "slowest": slowest}
+
+
 def compare(models, n: int, seed: int, log) -> dict:
     """verify against the interpreter on ``n`` damaged copies."""
     names = sorted(models)
@@ -218,6 +276,11 @@ def write_report(path: str, args, result: dict, agreement: "dict | None") -> Non
               f"- failing cases: {st.get('failures', 0)}, distinct: {len(result['failures'])}",
               "", "Cases per mutation: " + ", ".join(f"{k} {v}" for k, v in
                                                        sorted(result["by_kind"].items())), ""]
+    if "sweep" in result:
+        sw = result["sweep"]
+        lines += [f"- sweep: {sw['cases']} of {sw['planned']} planted values read, "
+                  f"{len(sw['failures'])} distinct failures; slowest {sw['slowest'][0]:.3f} s "
+                  f"({sw['slowest'][1]})", ""]
     for f in result["failures"]:
         lines += [f"## {f['file']} ({f['count']} cases)", "", f"- {f['failure']}",
                   f"- damage: {f['note']}", "", "```", f["detail"].strip(), "```", ""]
@@ -262,6 +325,9 @@ def main(argv=None) -> int:
     ap.add_argument("--memory-every", type=int, default=4, metavar="K",
                     help="measure the allocation peak on every K-th case (0: never)")
     ap.add_argument("--atheris", action="store_true", help="use atheris when installed")
+    ap.add_argument("--sweep", type=float, default=0.0, metavar="MINUTES",
+                    help="then plant each structural position's worst values, in a random "
+                         "order, for this long")
     args = ap.parse_args(argv)
 
     def log(msg):
@@ -277,6 +343,9 @@ def main(argv=None) -> int:
         except ImportError:
             log("atheris is not installed: plain random mutation")
     result = fuzz(models, args.minutes, args.seed, args.out, args.memory_every, log)
+    if args.sweep:
+        result["sweep"] = sweep(models, args.sweep, args.seed, args.out, log)
+        result["failures"] += result["sweep"]["failures"]
     agreement = compare(models, args.compare, args.seed, log) if args.compare else None
     os.makedirs(args.out, exist_ok=True)
     report = args.report or os.path.join(args.out, "report.md")

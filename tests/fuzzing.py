@@ -349,6 +349,42 @@ def _values_for(site: Site, size: int, c: Chooser, sites) -> "list[int]":
     return vals
 
 
+_ELEM_SIZE = {"string": 1, "vector_string": 4, "vector_table": 4}
+
+
+def worst_values(site: Site, size: int, sites: "list[Site]") -> "list[int]":
+    """The values that break readers most often at ``site``, for systematic sweeps:
+    for an offset, itself (0), past the end, its own table and every kind of other
+    structure; for a length, exactly to the end of the file and half of that; for a
+    vtable entry, each of the first eight field positions; for a scalar, the limits."""
+    p = site.pos
+    if site.kind in ("root", "uoffset"):
+        out = [0, 0xFFFFFFFF, 0x7FFFFFFF, size - p, size - p - 4, -4]
+        if site.owner >= 0:
+            out.append(site.owner - p)
+        seen = set()
+        for s in sites:  # one target of every kind of structure, wrong type included
+            key = (s.kind, s.elem)
+            if s.kind in ("soffset", "length") and key not in seen and s.pos > p:
+                seen.add(key)
+                out.append(s.pos - p)
+        return out
+    if site.kind == "soffset":
+        return [0, -2, 2, -4, 4, 0x7FFFFFFF, -0x80000000, p - size, p]
+    if site.kind in ("vtable_size", "table_size"):
+        return [0, 2, 3, 4, 0xFFFF]
+    if site.kind == "vtable_entry":
+        return [0, 1, 2, 3, 0xFFFF] + list(range(4, 36, 4))
+    if site.kind == "length":
+        k = _SCALAR_SIZE.get(site.elem) or _ELEM_SIZE.get(site.elem, 4)
+        fit = (size - p - 4) // k
+        return [0xFFFFFFFF, 0x7FFFFFFF, 0x40000000, fit, fit + 1, fit // 2, 0x10000]
+    if site.kind == "union_type":
+        return [0, 1, 2, 3, 7, 100, 255]
+    return [0, 1, 0xFFFFFFFF, 0x7FFFFFFF, 0x80000000, 0xFFFF, size, size + 1,
+            (1 << 64) - 1, (1 << 63), (1 << 64) - size, 1 << 31]
+
+
 def _plant(d: bytearray, site: Site, value: int) -> None:
     v = _u(value, site.width)
     d[site.pos:site.pos + site.width] = v.to_bytes(site.width, "little")

@@ -79,7 +79,7 @@ def _damage(models: dict, data_strategy):
     return damaged, f"{name}: {note}", memory
 
 
-@_fuzz_settings(80)
+@_fuzz_settings(150)
 @given(st.data())
 def test_damaged_synthetic_models_raise_only_package_errors(data):
     damaged, note, memory = _damage(SYNTHETIC, data)
@@ -87,7 +87,7 @@ def test_damaged_synthetic_models_raise_only_package_errors(data):
 
 
 @pytest.mark.skipif(not CORPUS_MODELS, reason="../shared/corpus is absent")
-@_fuzz_settings(100)
+@_fuzz_settings(200)
 @given(st.data())
 def test_damaged_corpus_models_raise_only_package_errors(data):
     damaged, note, memory = _damage(CORPUS_MODELS, data)
@@ -97,27 +97,12 @@ def test_damaged_corpus_models_raise_only_package_errors(data):
 # -- systematic sweeps over every position that holds structure ----------------------------
 
 
-def _sweep_values(site, size):
-    """The values that break a reader most often, for each kind of position."""
-    if site.kind in ("root", "uoffset"):
-        return [0, 0xFFFFFFFF, size - site.pos, site.owner - site.pos
-                if site.owner >= 0 else 4]
-    if site.kind == "soffset":
-        return [0, -4, 0x7FFFFFFF, site.pos - size]
-    if site.kind in ("vtable_size", "table_size", "vtable_entry"):
-        return [0, 3, 0xFFFF]
-    if site.kind == "length":
-        return [0xFFFFFFFF, (size - site.pos) // 4, (size - site.pos) - 4]
-    if site.kind == "union_type":
-        return [0, 7, 255]
-    return [0xFFFFFFFF, 0x7FFFFFFF, 0x80000000, size, (1 << 64) - 1]
-
-
 @pytest.mark.parametrize("name", sorted(SYNTHETIC))
 def test_values_planted_at_every_structural_position(name):
     """Every offset, vtable entry, length, union type and scalar of the synthetic
-    models, planted with one of the values above in turn: the plain reading pass
-    must end in the package's error or a value, within the time limit."""
+    models, planted with one of its kind's worst values in turn
+    (``fuzzing.worst_values``; all of them with FUZZ_SCALE > 1): the plain reading
+    pass must end in the package's error or a value, within the time limit."""
     data = SYNTHETIC[name]
     sites = sites_of(data)
     assert {"root", "uoffset", "soffset", "vtable_size", "table_size", "vtable_entry",
@@ -125,7 +110,7 @@ def test_values_planted_at_every_structural_position(name):
     for i, s in enumerate(sites):
         if s.kind == "scalar" and i % 2 and SCALE <= 1:
             continue  # half the scalars in CI: they are many and rarely structural
-        values = _sweep_values(s, len(data))
+        values = fuzzing.worst_values(s, len(data), sites)
         for v in values if SCALE > 1 else [values[i % len(values)]]:
             d = bytearray(data)
             fuzzing._plant(d, s, v)
