@@ -314,3 +314,33 @@ def test_a_refused_vector_is_counted_once_however_often_it_is_asked_for(monkeypa
                 op.opcode
         assert time.perf_counter() - t0 < 0.5
     assert calls.count(16000) == 1
+
+
+# (shape, type) -> whether the interpreter refuses the model when building it, as
+# measured on ai-edge-litert 2.3.0 (its BytesRequired check)
+_BYTES_REQUIRED = [([2 ** 31 - 1] * 2, "FLOAT32", False), ([2 ** 31 - 1] * 3, "FLOAT32", True),
+                   ([-1], "INT8", True), ([0, -1], "INT8", True),
+                   ([0] + [2 ** 31 - 1] * 4, "FLOAT32", False),
+                   ([2 ** 31 - 1] * 3 + [0], "INT8", True), ([65536] * 4, "INT8", True),
+                   ([2 ** 31 - 1, 2 ** 31 - 1, 2], "INT8", False)]
+
+
+def test_verify_refuses_the_shapes_the_interpreter_finds_too_large(tmp_path):
+    """A shape with a negative dimension, or whose element or byte count reaches
+    2**64, is refused by the interpreter for every tensor, data or not; verify
+    agrees (it crashed on a constant of 600 dimensions of 10**9 before: the byte
+    count had 5,400 digits, too many for its message)."""
+    pytest.importorskip("ai_edge_litert.interpreter")
+    verify = pytest.importorskip("tflite_weights.verify")
+    from builders import ModelBuilder
+    with fuzzing.InterpreterPool() as pool:
+        for shape, type_name, refused in _BYTES_REQUIRED:
+            b = ModelBuilder()
+            sg = b.subgraph()
+            x = sg.tensor("x", type_name, shape)
+            sg.sg.inputs = sg.sg.outputs = [x]
+            path = tmp_path / "m.tflite"
+            path.write_bytes(b.finish())
+            interpreter = pool.check(str(path))["class"] == "invalid_model"
+            ours = bool(verify.errors_of(verify.verify(str(path))))
+            assert interpreter == refused == ours, (shape, type_name, interpreter, ours)

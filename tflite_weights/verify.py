@@ -373,6 +373,31 @@ _MD_NAME, _MD_BUFFER = _S("Metadata", "name", "buffer")
 _CUSTOM = _schema.BUILTIN_OPERATORS.index("CUSTOM")
 _PLACEHOLDER = _schema.BUILTIN_OPERATORS.index("PLACEHOLDER_FOR_GREATER_OP_CODES")
 _NO_SIZE_CHECK = ("STRING", "RESOURCE", "VARIANT")
+_SIZE_T = 1 << 64
+
+
+def _bytes_overflow(shape, info) -> bool:
+    """The interpreter's BytesRequired check (``tflite/util.cc``), made for every
+    tensor but strings, resources and variants when the model is built.  Measured
+    on ai-edge-litert 2.3.0: a negative dimension is refused wherever it is (even
+    after a 0); otherwise the running product of the dimensions must stay below
+    2**64 (a 0 after an overflow does not save it), and so must the byte count."""
+    if any(d < 0 for d in shape):
+        return True
+    count = 1
+    for d in shape:
+        count *= d
+        if count >= _SIZE_T:
+            return True
+    return count * max(1, info.bits // 8) >= _SIZE_T
+
+
+def _shape_text(shape) -> str:
+    """A shape for a message, its middle elided past 16 dimensions."""
+    if len(shape) <= 16:
+        return str(list(shape))
+    return (f"[{', '.join(map(str, shape[:8]))}, ... ({len(shape)} dimensions) ..., "
+            f"{', '.join(map(str, shape[-4:]))}]")
 _STRICT_STRINGS = " (stricter: the runtime reads a string buffer only when the tensor is used)"
 
 
@@ -527,6 +552,12 @@ class _Rules:
             self.error(f"{where}.type", f"{label} has tensor type {code}, unknown to the schema "
                        f"(the interpreter refuses it)", t.pos)
         shape = t.ints(_T_SHAPE, "i32", "shape") or ()
+        overflows = info is not None and info.name not in _NO_SIZE_CHECK and \
+            _bytes_overflow(shape, info)
+        if overflows:
+            self.error(f"{where}.shape", f"{label}: the {info.name} shape {_shape_text(shape)} "
+                       f"has a negative dimension or needs 2**64 bytes or more (the "
+                       f"interpreter refuses it: BytesRequired overflows)", t.pos)
         bidx = t.scalar(_T_BUFFER, "u32", 0, "buffer")
         start, size, loc = None, 0, None
         if bidx != 0:
@@ -546,7 +577,7 @@ class _Rules:
         sparse = t.table(_T_SPARSITY, "sparsity")
         if has_data and sparse is not None:
             self.sparsity(where, label, sparse)
-        if has_data and info is not None and sparse is None:
+        if has_data and info is not None and sparse is None and not overflows:
             self.data_size(where, label, info, shape, start, size, bidx, t.pos)
         q = t.table(_T_QUANT, "quantization")
         if q is not None:
