@@ -1,7 +1,6 @@
 """Blockwise and multi-axis quantization: resolved parameters, dequantization, the
 runtime's EMBEDDING_LOOKUP kernel and the corpus model."""
 
-import os
 import subprocess
 import sys
 
@@ -12,15 +11,9 @@ import tflite_weights as tw
 from builders import ModelBuilder, run_interpreter
 from tflite_weights.dtypes import pack_bits
 
-CORPUS = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "corpus")
+from conftest import corpus_path as corpus  # noqa: E402
+
 BITS = {"INT8": 8, "INT4": 4, "INT2": 2, "UINT4": 4, "UINT8": 8}
-
-
-def corpus(name):
-    path = os.path.join(CORPUS, name)
-    if not os.path.exists(path):
-        pytest.skip(f"corpus file {name} is not available")
-    return path
 
 
 def qrange(tname):

@@ -16,9 +16,10 @@ from tflite_weights import _schema
 from tflite_weights.cli import main
 
 from builders import ModelBuilder
+import conftest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-CORPUS = ROOT.parent / "shared" / "corpus"
+CORPUS = Path(conftest.CORPUS)
 needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason="no ../shared/corpus")
 
 

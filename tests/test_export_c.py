@@ -31,11 +31,12 @@ from tflite_weights.export.c_header import (
 
 from builders import ModelBuilder, S
 from test_fixedpoint import reference
+import conftest  # noqa: E402
 
 GCC = shutil.which("gcc")
 needs_gcc = pytest.mark.skipif(GCC is None, reason="gcc is not installed")
 CFLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
-CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
+CORPUS = Path(conftest.CORPUS)
 
 
 # -- compiling and running ----------------------------------------------------------------

@@ -16,8 +16,9 @@ from tflite_weights.export.npz import META_KEY, export_npz, npz_key
 
 from builders import ModelBuilder
 from test_export_c import rich_model
+import conftest  # noqa: E402
 
-CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
+CORPUS = Path(conftest.CORPUS)
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from tflite_weights.errors import InvalidModelError
 
 from builders import S, ModelBuilder
 
-CORPUS = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "corpus")
+from conftest import CORPUS  # noqa: E402
 MODELS = sorted(f for f in os.listdir(CORPUS) if not f.endswith(".md")) \
     if os.path.isdir(CORPUS) else []
 READABLE = [f for f in MODELS if f != "litert_invalid_model.bin"]

@@ -2,7 +2,6 @@
 LiteRT interpreter's DENSIFY; damaged parameters raise InvalidModelError only."""
 
 import itertools
-import os
 
 import numpy as np
 import pytest
@@ -13,14 +12,7 @@ import tflite_weights as tw
 from builders import ModelBuilder, run_interpreter
 from tflite_weights.sparsity import MAX_DENSIFY_RATIO
 
-CORPUS = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "corpus")
-
-
-def corpus(name):
-    path = os.path.join(CORPUS, name)
-    if not os.path.exists(path):
-        pytest.skip(f"corpus file {name} is not available")
-    return path
+from conftest import corpus_path as corpus  # noqa: E402
 
 
 # -- an encoder written independently of the reader: loops, one level at a time ----------

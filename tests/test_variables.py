@@ -1,7 +1,6 @@
 """Variable tensors (no data by design) and resource variables with the initial values
 assigned by their CALL_ONCE init subgraph."""
 
-import os
 
 import numpy as np
 import pytest
@@ -10,14 +9,7 @@ import tflite_weights as tw
 from builders import S, ModelBuilder
 from tflite_weights.variables import init_subgraphs
 
-CORPUS = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "corpus")
-
-
-def corpus(name):
-    path = os.path.join(CORPUS, name)
-    if not os.path.exists(path):
-        pytest.skip(f"corpus file {name} is not available")
-    return path
+from conftest import corpus_path as corpus  # noqa: E402
 
 
 def test_variable_tensor_has_no_data_and_says_why():

@@ -23,8 +23,9 @@ from tflite_weights import verify as V
 from tflite_weights.verify import Defect, errors_of, verify
 
 from builders import S, ModelBuilder, _quant
+import conftest  # noqa: E402
 
-CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
+CORPUS = Path(conftest.CORPUS)
 needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason="no ../shared/corpus")
 
 
