@@ -130,8 +130,9 @@ def fuzz(models, minutes: float, seed: int, out: str, memory_every: int, log) ->
 
 def sweep(models, minutes: float, seed: int, out: str, log) -> dict:
     """Every structural position of every model, planted with each of its kind's
-    worst values (fuzzing.worst_values), read on the clock (no tracemalloc), in a
-    seeded random order until the time is up."""
+    worst values (fuzzing.worst_values), read on the clock (no tracemalloc; every
+    public member too for models up to 64 KiB), in a seeded random order until the
+    time is up."""
     import random
     plan = []
     for name in sorted(models):
@@ -162,7 +163,10 @@ def sweep(models, minutes: float, seed: int, out: str, log) -> dict:
         d = bytearray(data)
         fuzzing._plant(d, s, v)
         note = f"{name}: plant {fuzzing._u(v, s.width):#x} at {s.kind} {s.name}@{s.pos}"
-        r = fuzzing.run_case(bytes(d), note, measure_memory=False, thorough=False)
+        # every public member too for models up to 64 KiB; the larger ones, whose
+        # walk through every member takes seconds, are read as an application does
+        r = fuzzing.run_case(bytes(d), note, measure_memory=False,
+                             thorough=len(d) <= 64 << 10)
         done += 1
         if r.seconds > slowest[0]:
             slowest = (r.seconds, note)

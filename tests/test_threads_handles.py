@@ -3,7 +3,8 @@
 * Several threads reading one freshly opened model at the same moment (a
   barrier releases them together, the switch interval is cut to the minimum)
   get exactly what one thread gets alone: the lazy one-time decodes do not
-  race into a wrong or partial result.
+  race into a wrong or partial result, for a sound model and for one whose
+  damaged tensors are decoded one by one into the shared columns.
 * ``close()`` and the context manager release the file descriptor and the
   mapping: thousands of open/close cycles leave /proc/self/fd and
   /proc/self/maps as they found them.  Arrays handed out before ``close()``
@@ -111,7 +112,11 @@ def digest(model, order: int):
             elif order % 3 == 2:
                 ts = ts[1::2] + ts[::2]
             for t in ts:
-                q = t.quantization
+                try:
+                    q = t.quantization
+                except tw.TFLiteWeightsError as e:  # a damaged tensor: its error
+                    out[(sg.index, t.index)] = ("error", str(e))
+                    continue
                 out[(sg.index, t.index)] = (
                     t.name, t.shape, t.type, t.buffer, t.has_data, t.nbytes,
                     None if q is None else (q.scale.tobytes(), q.zero_point.tobytes(),
@@ -138,16 +143,32 @@ def fast_switching():
     sys.setswitchinterval(old)
 
 
-@pytest.mark.parametrize("source", ["bytes", "path"])
+def _damaged_threads_model() -> bytes:
+    """The threads model with 8 tensor offsets of subgraph 0 zeroed: those tensors
+    are decoded one by one (and fail) when used, writing into the shared columns."""
+    import struct
+    data = bytearray(_threads_model())
+    with tw.open(bytes(data)) as m:
+        m.tensors
+        start = m.subgraphs[0]._cols.start
+    for i in range(3, 90, 11):
+        struct.pack_into("<I", data, start + 4 * i, 0)
+    return bytes(data)
+
+
+@pytest.mark.parametrize("source", ["bytes", "path", "damaged"])
 def test_eight_threads_reading_a_fresh_model_at_once_agree_with_one(tmp_path, source,
                                                                     fast_switching):
-    data = _threads_model()
+    data = _damaged_threads_model() if source == "damaged" else _threads_model()
     path = tmp_path / "m.tflite"
     path.write_bytes(data)
-    src = data if source == "bytes" else path
+    src = path if source == "path" else data
     with tw.open(src) as m:
         reference = digest(m, 0)
     assert len(reference) > 200
+    damaged = [k for k, v in reference.items()
+               if isinstance(k, tuple) and len(k) == 2 and v[0] == "error"]
+    assert len(damaged) == (8 if source == "damaged" else 0)
     n_threads, rounds = 8, 10
     for r in range(rounds):
         with tw.open(src) as m:  # fresh: every lazy cache is empty
