@@ -36,6 +36,7 @@ import sys
 import time
 import tracemalloc
 import traceback
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -844,7 +845,24 @@ def _attempt(data: bytes, path: "str | None", r: CaseResult, thorough: bool,
              deadline: float) -> int:
     """Open and read once (with :func:`read_all`, or with :func:`exercise` when
     ``thorough``); set ``r.failure`` on a broken rule.  Returns the dense bytes the
-    model's sparse tensors may legitimately take."""
+    model's sparse tensors may legitimately take.  Warnings are errors here: under
+    ``-W error`` a numpy warning would reach the caller as an exception."""
+    dense = 0
+    try:
+        with warnings.catch_warnings():
+            # a warning (numpy's overflow, ...) would be an exception under -W error
+            warnings.simplefilter("error")
+            dense = _attempt_inner(data, path, r, thorough, deadline)
+    except NonPackageError as e:
+        r.failure = f"{type(e.error).__name__} in {e.path}"
+        r.detail = "".join(traceback.format_exception(e.error))[-4000:]
+    except Exception as e:  # noqa: BLE001 - from open(), verify() or read_all()
+        r.failure = f"{type(e).__name__} in {'open(), verify()' if not r.opened else 'read_all'}"
+        r.detail = traceback.format_exc()[-4000:]
+    return dense
+
+
+def _attempt_inner(data, path, r, thorough, deadline) -> int:
     model = None
     dense = 0
     try:
@@ -863,12 +881,6 @@ def _attempt(data: bytes, path: "str | None", r: CaseResult, thorough: bool,
                 n = read_all(model, data)
             r.package_errors = max(r.package_errors, n)
             dense = _dense_bytes(model)
-    except NonPackageError as e:
-        r.failure = f"{type(e.error).__name__} in {e.path}"
-        r.detail = "".join(traceback.format_exception(e.error))[-4000:]
-    except Exception as e:  # noqa: BLE001 - from open(), verify() or read_all()
-        r.failure = f"{type(e).__name__} in {'open(), verify()' if not r.opened else 'read_all'}"
-        r.detail = traceback.format_exc()[-4000:]
     finally:
         if model is not None:
             try:

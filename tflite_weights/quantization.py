@@ -208,7 +208,8 @@ def dequantize_affine(values: np.ndarray, scale: np.ndarray, zero_point: np.ndar
     """``float32(scale * (values - zero_point))``, per tensor or along ``axis``.
 
     Computed in float64 and rounded once to float32, as the runtime's
-    per-tensor DEQUANTIZE does.
+    per-tensor DEQUANTIZE does.  A scale too large for float32 gives infinities
+    (and an infinite scale times zero NaN), without a numpy warning.
     """
     values = np.asarray(values)
     scale = np.asarray(scale, dtype=np.float32)
@@ -221,5 +222,6 @@ def dequantize_affine(values: np.ndarray, scale: np.ndarray, zero_point: np.ndar
         bshape[axis] = -1
         s = s.reshape(bshape) if s.size > 1 else s
         z = z.reshape(bshape) if z.size > 1 else z
-    out = (values.astype(np.int64) - z) * s
-    return out.astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = (values.astype(np.int64) - z) * s
+        return out.astype(np.float32)
