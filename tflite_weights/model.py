@@ -1188,11 +1188,9 @@ class _Columns:
             names = [text[e - k:e] for e, k in zip(ne, nl)]
         else:
             names = [_decode_name(raw[e - k:e]) for e, k in zip(ne, nl)]
-        counts = np.ones(n, np.int64)
-        shapes = _runs_by_length(bulk, shape_start, np.where(ok, shape_len, 0), "<i4", (),
-                                 counts)
-        scales = _runs_by_length(bulk, sc_start, np.where(fast_q, sc_len, 0), "<f4", None)
-        zps = _runs_by_length(bulk, zp_start, np.where(fast_q, zp_len, 0), "<i8", None)
+        shapes, counts = _shapes(bulk, shape_start, np.where(ok, shape_len, 0))
+        scales = _runs_by_length(bulk, sc_start, np.where(fast_q, sc_len, 0), "<f4")
+        zps = _runs_by_length(bulk, zp_start, np.where(fast_q, zp_len, 0), "<i8")
         quants: list = [None if q else _UNREAD for q in no_q.tolist()]
         make = Quantization._from_fields
         fq = np.flatnonzero(fast_q)
@@ -1256,19 +1254,36 @@ def _decode_name(raw: bytes) -> str:
         return raw.decode("utf-8", "backslashreplace")
 
 
-def _runs_by_length(bulk, start: np.ndarray, count: np.ndarray, dtype: str, empty,
-                    products: "np.ndarray | None" = None):
-    """Per entry, the vector of ``count[i]`` values of ``dtype`` at ``start[i]``: a
-    tuple of ints when ``empty`` is ``()``, else a read-only array (``empty`` when
-    the count is 0).  Vectors of equal length are read together as the rows of
-    one array, so the Python work per entry is a single assignment.
+def _shapes(bulk, start: np.ndarray, rank: np.ndarray) -> "tuple[list, np.ndarray]":
+    """Every tensor's shape (a tuple of ints) and element count (0 when a dimension
+    is not positive, capped at ``_NUMEL_CAP`` so it cannot overflow), from one
+    gather of all the dimensions; the tuples are made by zip, in C."""
+    dims, end = _gather_runs(bulk, start, rank, "<i4")
+    begin = end - rank
+    out = np.empty(rank.size, object)
+    out.fill(())
+    for k in np.unique(rank).tolist():  # shapes of one rank: rows of one matrix
+        if k:
+            idx = np.flatnonzero(rank == k)
+            mat = dims[begin[idx][:, None] + np.arange(k)]
+            out[idx] = np.fromiter(zip(*mat.T.tolist()), object, idx.size)
+    shapes = out.tolist()
+    counts = np.ones(rank.size, np.int64)
+    d = np.clip(dims.astype(np.int64), 0, _NUMEL_CAP)
+    for k in range(int(rank.max()) if rank.size else 0):  # one pass per axis
+        has = rank > k
+        counts[has] = np.minimum(counts[has] * d[begin[has] + k], _NUMEL_CAP)
+    return shapes, counts
 
-    With ``products`` (an int64 array of ones), each entry's product is stored
-    there: 0 when a value is not positive, capped at ``_NUMEL_CAP`` (the element
-    count of a shape)."""
+
+def _runs_by_length(bulk, start: np.ndarray, count: np.ndarray, dtype: str) -> list:
+    """Per entry, the ``count[i]`` values of ``dtype`` at ``start[i]`` as a read-only
+    array (an empty one when the count is 0).  Vectors of equal length are read
+    together as the rows of one array, whose row views are scattered into place
+    by numpy: no Python work per entry."""
     n = count.size
     out = np.empty(n, object)
-    out.fill(empty if empty is not None else empty_array(dtype))
+    out.fill(empty_array(dtype))
     dt = np.dtype(dtype)
     for k in np.unique(count).tolist():
         if k == 0:
@@ -1276,18 +1291,8 @@ def _runs_by_length(bulk, start: np.ndarray, count: np.ndarray, dtype: str, empt
         idx = np.flatnonzero(count == k)
         pos = (start[idx][:, None] + dt.itemsize * np.arange(k)).reshape(-1)
         mat = bulk.gather(pos, dt.str).reshape(-1, k)
-        if products is not None:
-            m = np.clip(mat.astype(np.int64), 0, _NUMEL_CAP)
-            p = np.ones(idx.size, np.int64)
-            for j in range(k):  # capped at every step: never overflows int64
-                p = np.minimum(p * m[:, j], _NUMEL_CAP)
-            products[idx] = p
-        if empty is not None:
-            rows = np.fromiter(map(tuple, mat.tolist()), object, idx.size)
-        else:
-            mat.flags.writeable = False
-            rows = np.fromiter(mat, object, idx.size)  # row views
-        out[idx] = rows
+        mat.flags.writeable = False
+        out[idx] = np.fromiter(mat, object, idx.size)  # row views
     return out.tolist()
 
 
