@@ -652,9 +652,11 @@ class Subgraph:
 class Tensor:
     """One tensor of a subgraph: metadata, quantization and values.
 
-    Attributes are decoded from the file the first time one is read.
-    ``numpy()`` returns a read-only view over the file for fixed-width types;
-    ``raw()`` the stored bytes; ``dequantize()`` float32 values.
+    The common fields of all tensors of a subgraph are decoded together the
+    first time the subgraph's tensors are asked for; the rest (shape
+    signature, sparsity, ...) when read.  ``numpy()`` returns a read-only view
+    over the file for fixed-width types; ``raw()`` the stored bytes;
+    ``dequantize()`` float32 values.
     """
 
     __slots__ = ("_sg", "index", "_c", "_t", "name", "shape", "type_code", "type", "buffer")
