@@ -59,8 +59,6 @@ _MD_VERSION, _MD_SUBGRAPHS = (_TABLES["Metadata"].slot(n) for n in ("schema_vers
 _SG_LUTS = _TABLES["Subgraph"].slot("lut_tensors")
 _LT_TENSOR, _LT_VALUES, _LT_BITS = (_TABLES["LutTensor"].slot(n) for n in
                                     ("tensor", "value_buffer", "index_bitwidth"))
-_M_METADATA = _schema.slots("Model", "metadata")[0]
-_MDE_NAME, _MDE_BUFFER = _schema.slots("Metadata", "name", "buffer")
 
 #: largest index width decoded (TFLM itself stops at 7)
 MAX_INDEX_BITWIDTH = 16
@@ -82,24 +80,25 @@ class LutTensor:
                 "schema_version": self.schema_version}
 
 
-def _metadata_bytes(model) -> "bytes | None":
-    """The COMPRESSION_METADATA entry's bytes (first entry of that name), or None."""
-    vec = model._root.tables(_M_METADATA, "metadata")
-    for i in range(0 if vec is None else len(vec)):
-        entry = vec[i]
-        if entry.string_bytes(_MDE_NAME, "name") == METADATA_NAME.encode():
-            return model.buffer(entry.scalar(_MDE_BUFFER, "u32", 0, "buffer")).tobytes()
-    return None
+def _metadata_window(model) -> "FlatBuffer | None":
+    """A bounds-checked window over the COMPRESSION_METADATA entry's bytes (the first
+    entry of that name; no copy), or None when there is none.  An empty entry gives
+    an empty window, which is refused as damaged metadata."""
+    from .metadata import metadata_entry
+    e = metadata_entry(model, METADATA_NAME)
+    if e is None:
+        return None
+    return FlatBuffer(model._fb.data, base=e.offset, size=e.size,
+                      label=f"metadata {METADATA_NAME!r}")
 
 
 def read_compression_metadata(model) -> "dict[tuple[int, int], LutTensor]":
     """``(subgraph, tensor) -> LutTensor`` for every compressed tensor (empty when the
     model has no COMPRESSION_METADATA).  Raises :class:`InvalidModelError` when the
     metadata is damaged, naming the field."""
-    raw = _metadata_bytes(model)
-    if raw is None:
+    fb = _metadata_window(model)
+    if fb is None:
         return {}
-    fb = FlatBuffer(raw, label=f"metadata {METADATA_NAME!r}")
     root = fb.root()
     version = root.scalar(_MD_VERSION, "u32", 1, "schema_version")
     out: dict[tuple[int, int], LutTensor] = {}

@@ -45,8 +45,8 @@ SCHEMA_VERSION = 3
 FILE_IDENTIFIER = b"TFL3"
 
 # field slots, looked up once
-_M_VERSION, _M_SUBGRAPHS, _M_DESCRIPTION, _M_BUFFERS, _M_METADATA = _schema.slots(
-    "Model", "version", "subgraphs", "description", "buffers", "metadata")
+_M_VERSION, _M_SUBGRAPHS, _M_DESCRIPTION, _M_BUFFERS = _schema.slots(
+    "Model", "version", "subgraphs", "description", "buffers")
 _SG_TENSORS, _SG_INPUTS, _SG_OUTPUTS, _SG_NAME = _schema.slots(
     "SubGraph", "tensors", "inputs", "outputs", "name")
 (_T_SHAPE, _T_TYPE, _T_BUFFER, _T_NAME, _T_QUANT, _T_IS_VARIABLE, _T_SPARSITY,
@@ -57,7 +57,6 @@ _Q_MIN, _Q_MAX, _Q_SCALE, _Q_ZERO_POINT, _Q_DETAILS, _Q_DIM = _schema.slots(
     "QuantizationParameters", "min", "max", "scale", "zero_point", "details",
     "quantized_dimension")
 _B_DATA, _B_OFFSET, _B_SIZE = _schema.slots("Buffer", "data", "offset", "size")
-_MD_NAME, _MD_BUFFER = _schema.slots("Metadata", "name", "buffer")
 _BW_SCALES, _BW_ZERO_POINTS, _BW_BLOCK_SIZE, _BW_BLOCK_SHAPE = _schema.slots(
     "BlockwiseQuantization", "scales", "zero_points", "block_size", "block_shape")
 _MA_SCALES, _MA_ZERO_POINTS, _MA_BLOCK_SIZE, _MA_DIMS = _schema.slots(
@@ -349,17 +348,10 @@ class Model:
         is read.
         """
         if self._metadata is None:
-            self._check_open()
-            out: dict[str, bytes] = {}
-            vec = self._root.tables(_M_METADATA, "metadata")
-            for i in range(0 if vec is None else len(vec)):
-                t = vec[i]
-                name = t.string(_MD_NAME, "name") or ""
-                idx = t.scalar(_MD_BUFFER, "u32", 0, "buffer")
-                if name in out:
-                    continue
-                out[name] = self.buffer(idx).tobytes()
-            self._metadata = out
+            from .metadata import metadata_entries
+            fb = self._fb
+            self._metadata = {e.name: fb.bytes_at(e.offset, e.size, f"metadata {e.name!r}")
+                              for e in metadata_entries(self)}
         return self._metadata
 
     # -- tensor lookup ------------------------------------------------------------
@@ -1220,7 +1212,8 @@ class _Columns:
         model = self.model
         compressed = model._compressed
         if compressed is None:
-            compressed = model._compressed = "COMPRESSION_METADATA" in model.metadata
+            from .metadata import compression_metadata_present
+            compressed = model._compressed = compression_metadata_present(model)
         b_off, b_len, b_status = model._buffer_arrays()
         usable, buf, code, count = self.arrays
         # one sentinel entry at the end stands for "out of range"
