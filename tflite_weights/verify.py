@@ -355,8 +355,10 @@ _Q_SCALE, _Q_ZP, _Q_DETAILS, _Q_DIM = _S(
     "QuantizationParameters", "scale", "zero_point", "details", "quantized_dimension")
 _BW_SCALES, _BW_ZPS, _BW_BLOCK = _S("BlockwiseQuantization", "scales", "zero_points",
                                     "block_size")
-_MA_SCALES, _MA_ZPS, _MA_BLOCK, _MA_DIMS = _S(
-    "MultiAxisQuantization", "scales", "zero_points", "block_size", "quantized_dimensions")
+# MultiAxisQuantization starts with the same three fields, read with the slots above
+assert _S("MultiAxisQuantization", "scales", "zero_points", "block_size") == (
+    _BW_SCALES, _BW_ZPS, _BW_BLOCK)
+_MA_DIMS = _S("MultiAxisQuantization", "quantized_dimensions")[0]
 _SP_TRAVERSAL, _SP_DIMS = _S("SparsityParameters", "traversal_order", "dim_metadata")
 _DM_FORMAT, _DM_SEGMENTS, _DM_INDICES = _S("DimensionMetadata", "format", "array_segments",
                                            "array_indices")
@@ -627,44 +629,35 @@ class _Rules:
     def quantization(self, where, label, q: Table, shape, nt: int) -> None:
         code = q.scalar(_Q_DETAILS - 1, "u8", 0, "details_type")
         rank = len(shape)
-        if code == 2:  # BlockwiseQuantization
+        if code in (2, 3):  # BlockwiseQuantization, MultiAxisQuantization
+            blockwise = code == 2
+            name = "BlockwiseQuantization" if blockwise else "MultiAxisQuantization"
             d = q.table(_Q_DETAILS, "details")
             if d is None:
-                self.error(where, f"{label}: BlockwiseQuantization without its details table "
-                           f"(the interpreter refuses it)", q.pos)
+                self.error(where, f"{label}: {name} without its details table"
+                           + (" (the interpreter refuses it)" if blockwise else ""), q.pos)
                 return
+            # the two tables share their first three fields: scales, zero_points,
+            # block_size.  The runtime checks the multi-axis indices itself; for
+            # blockwise ones the check is ours (the kernels would read past the tensors).
+            kind = "blockwise" if blockwise else "multi-axis"
             scales = d.scalar(_BW_SCALES, "i32", 0, "scales")
             zps = d.scalar(_BW_ZPS, "i32", 0, "zero_points")
             if not 0 <= scales < nt:
-                self.error(where, f"{label}: blockwise scales name tensor {scales}, out of range "
-                           f"({nt} tensors) (stricter: the kernels would read past the "
-                           f"tensors)", d.pos)
+                self.error(where, f"{label}: {kind} scales name tensor {scales}, out of range "
+                           f"({nt} tensors)" + (" (stricter: the kernels would read past the "
+                                                "tensors)" if blockwise else ""), d.pos)
             if zps != -1 and not 0 <= zps < nt:
-                self.error(where, f"{label}: blockwise zero_points name tensor {zps}, neither -1 "
-                           f"nor in range ({nt} tensors) (stricter)", d.pos)
+                self.error(where, f"{label}: {kind} zero_points name tensor {zps}, neither -1 "
+                           f"nor in range ({nt} tensors)" + (" (stricter)" if blockwise else ""),
+                           d.pos)
             if d.scalar(_BW_BLOCK, "i32", 0, "block_size") < 0:
                 self.error(where, f"{label}: negative block_size", d.pos)
-            return
-        if code == 3:  # MultiAxisQuantization
-            d = q.table(_Q_DETAILS, "details")
-            if d is None:
-                self.error(where, f"{label}: MultiAxisQuantization without its details table",
-                           q.pos)
-                return
-            scales = d.scalar(_MA_SCALES, "i32", 0, "scales")
-            zps = d.scalar(_MA_ZPS, "i32", 0, "zero_points")
-            dims = d.ints(_MA_DIMS, "i32", "quantized_dimensions") or ()
-            if not 0 <= scales < nt:
-                self.error(where, f"{label}: multi-axis scales name tensor {scales}, out of range "
-                           f"({nt} tensors)", d.pos)
-            if zps != -1 and not 0 <= zps < nt:
-                self.error(where, f"{label}: multi-axis zero_points name tensor {zps}, neither -1 "
-                           f"nor in range ({nt} tensors)", d.pos)
-            if d.scalar(_MA_BLOCK, "i32", 0, "block_size") < 0:
-                self.error(where, f"{label}: negative block_size", d.pos)
-            if not dims or any(not 0 <= x < rank for x in dims):
-                self.error(where, f"{label}: quantized_dimensions {list(dims)} must be non-empty "
-                           f"and each in [0, {rank})", d.pos)
+            if not blockwise:
+                dims = d.ints(_MA_DIMS, "i32", "quantized_dimensions") or ()
+                if not dims or any(not 0 <= x < rank for x in dims):
+                    self.error(where, f"{label}: quantized_dimensions {list(dims)} must be "
+                               f"non-empty and each in [0, {rank})", d.pos)
             return
         scale = q.array(_Q_SCALE, "f32", "scale")
         if scale.size == 0:
