@@ -69,14 +69,20 @@ def arrays_in(header_text: str) -> "list[tuple[str, str, int]]":
 
 
 def run_c(tmp_path: Path, header: str, arrays, extra_sources=(), main_body: str = "",
-          align: "int | None" = None) -> "dict[str, tuple]":
+          align: "int | None" = None, aligned: "set[str] | None" = None
+          ) -> "dict[str, tuple]":
     """Compile a program including ``header`` that prints each array: name, count,
-    checksum, alignment ok, first/middle/last values.  Returns name -> fields."""
+    checksum, alignment ok, first/middle/last values.  Returns name -> fields.
+
+    With ``align``, the program checks at run time that the address of each array
+    of ``aligned`` (default: every array) is a multiple of ``align``; the others
+    report "aligned" unchecked."""
     lines = [_PRELUDE, f'#include "{header}"', "int main(void) {", "  (void)sum_bytes;"]
     for ctype, name, count in arrays:
         fmt, cast = _FMT[ctype]
         mid = count // 2
-        al = f"(int)(((size_t){name}) % {align} == 0)" if align else "1"
+        checked = align and (aligned is None or name in aligned)
+        al = f"(int)(((size_t){name}) % {align} == 0)" if checked else "1"
         lines.append(
             f'  printf("%s %lu %llu %d {fmt} {fmt} {fmt}\\n", "{name}", '
             f"(unsigned long)(sizeof({name}) / sizeof({name}[0])), "
@@ -205,12 +211,12 @@ def _expected_bytes(t, ctype: str) -> np.ndarray:
 
 
 @needs_gcc
-@pytest.mark.parametrize("align", [16, 64])
+@pytest.mark.parametrize("align", [16, 64, 256])
 def test_every_type_compiles_and_holds_the_stored_bytes(rich, tmp_path, align):
     text = _export(rich, tmp_path, prefix="m_", align=align, section=".rodata.weights")
     arrays = arrays_in(text)
     data_names = {n for _, n, _ in arrays if "TFLW_ALIGNED" in _line_of(text, n)}
-    res = run_c(tmp_path, "m.h", arrays)
+    res = run_c(tmp_path, "m.h", arrays, align=align, aligned=data_names)
     with tflite_weights.open(rich) as m:
         by_ident = {}
         for t in select_tensors(m):
@@ -499,3 +505,21 @@ def test_person_detect_header_compiles(tmp_path, split):
     res = run_c(tmp_path, "pd.h", arrays, align=16)
     assert len(res) == len(arrays)
     check_array(res, ident, "int8_t", expected)
+
+
+@needs_gcc
+@pytest.mark.parametrize("align", [64, 256])
+def test_the_command_line_alignment_reaches_the_compiled_arrays(tmp_path, align):
+    """``--align N`` is checked where it matters: the address of every data array in
+    a compiled program (16 would pass by luck on x86-64, whose default is 16)."""
+    from tflite_weights.cli import main
+    out = tmp_path / "ptq.h"
+    assert main(["export", str(conftest.FIXTURES + "/ptq_int8.tflite"), "--format", "c",
+                 "--align", str(align), "--prefix", "p_", "-o", str(out), "-q"]) == 0
+    text = out.read_text()
+    arrays = arrays_in(text)
+    data = {n for _, n, _ in arrays if "TFLW_ALIGNED" in _line_of(text, n)}
+    with tflite_weights.open(conftest.FIXTURES + "/ptq_int8.tflite") as m:
+        assert len(data) == len(select_tensors(m)) == 5
+    res = run_c(tmp_path, "ptq.h", arrays, align=align, aligned=data)
+    assert sorted(n for n in data if not res[n][2]) == []
