@@ -9,6 +9,14 @@ sys.path.insert(0, HERE)  # tests/builders.py
 
 CORPUS = os.path.join(os.path.dirname(ROOT), "shared", "corpus")
 FIXTURES = os.path.join(ROOT, "fixtures")
+#: set to 1 (as CI does) to make an absent ../shared/corpus a failure instead of skips
+REQUIRE_CORPUS = "TFLITE_WEIGHTS_REQUIRE_CORPUS"
+
+
+def pytest_configure(config):
+    if os.environ.get(REQUIRE_CORPUS, "") not in ("", "0") and not corpus_files():
+        pytest.exit(f"{REQUIRE_CORPUS} is set but {CORPUS} holds no models: the tests that "
+                    f"read the real corpus would all be skipped", returncode=3)
 
 
 def corpus_files():

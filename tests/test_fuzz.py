@@ -132,7 +132,7 @@ def test_truncation_at_every_structural_position(name):
 
 def test_planted_offsets_out_of_the_file_are_defects_for_verify():
     """The sites are real offsets: pointing any of them past the end is a defect."""
-    verify = pytest.importorskip("tflite_weights.verify")
+    from tflite_weights import verify
     data = SYNTHETIC["graph"]
     for s in sites_of(data):
         if s.kind not in ("root", "uoffset", "length") or s.name.startswith("metadata["):
@@ -170,7 +170,7 @@ def test_files_the_interpreter_refuses_as_invalid_flatbuffers_are_refused_by_ver
     """40 damaged copies loaded by the LiteRT interpreter in a child process: when it
     says the bytes are not a valid flatbuffer, ``verify`` must report an error too."""
     pytest.importorskip("ai_edge_litert.interpreter")
-    pytest.importorskip("tflite_weights.verify")
+
     models = {**SYNTHETIC, **CORPUS_MODELS}
     names = sorted(models)
     c = fuzzing.Chooser(2024)
@@ -254,7 +254,7 @@ def test_verify_stops_after_max_defects_on_a_vector_of_garbage():
     import numpy as np
 
     from builders import ModelBuilder
-    verify = pytest.importorskip("tflite_weights.verify")
+    from tflite_weights import verify
     b = ModelBuilder()
     sg = b.subgraph()
     sg.tensor("t", "INT8", [1], b"\1")
@@ -331,7 +331,7 @@ def test_verify_refuses_the_shapes_the_interpreter_finds_too_large(tmp_path):
     agrees (it crashed on a constant of 600 dimensions of 10**9 before: the byte
     count had 5,400 digits, too many for its message)."""
     pytest.importorskip("ai_edge_litert.interpreter")
-    verify = pytest.importorskip("tflite_weights.verify")
+    from tflite_weights import verify
     from builders import ModelBuilder
     with fuzzing.InterpreterPool() as pool:
         for shape, type_name, refused in _BYTES_REQUIRED:

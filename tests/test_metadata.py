@@ -552,13 +552,57 @@ _ZIPPED = _model_with({}) + _zip({"labels.txt": LABELS, "vocab.txt": VOCAB[:300]
 @given(flips=st.lists(st.tuples(st.integers(0, 400), st.integers(0, 255)), min_size=1,
                       max_size=4))
 def test_mutated_zip_tail_lists_and_reads_or_raises_the_package_error(flips):
+    """Whatever the reader lists and reads from a damaged archive is what Python's own
+    zipfile finds in the same bytes; a read that succeeds returns the file as packed
+    (the member's CRC is checked), or the package's error is raised."""
     data = bytearray(_ZIPPED)
     for pos, value in flips:
         data[len(data) - 1 - pos] = value  # the archive's end: directory and last file
     model = tflite_weights.open(bytes(data))
     try:
         af = metadata.associated_files(model)
-        for name in list(af):
-            af.read(name)
+        names = list(af)
     except TFLiteWeightsError:
-        pass
+        return
+    try:
+        ref = zipfile.ZipFile(io.BytesIO(bytes(data)))
+        ref_names = list(dict.fromkeys(ref.namelist()))
+    except Exception:
+        ref = None
+    if not af.present:
+        # stricter than zipfile, on purpose: an end record counts only when it and its
+        # comment end exactly at the end of the file (a stray signature in model bytes
+        # is not an archive)
+        eocd = bytes(data).rfind(b"PK\x05\x06")
+        assert eocd < 0 or eocd + 22 + int.from_bytes(data[eocd + 20:eocd + 22], "little") \
+            != len(data)
+        return
+    if ref is not None:
+        assert names == ref_names
+    packed = {"labels.txt": LABELS, "vocab.txt": VOCAB[:300]}
+    for name in names:
+        try:
+            got = af.read(name)
+        except TFLiteWeightsError:
+            continue
+        assert len(got) == af[name]
+        if name in packed:
+            assert got == packed[name]
+        if ref is not None:
+            assert got == ref.read(name)
+
+
+def test_a_member_shorter_than_its_directory_entry_is_refused():
+    """zipfile verifies a member's CRC only when it reaches the declared size, so a
+    central directory that declares more than the member holds would pass unchecked."""
+    data = bytearray(_ZIPPED)
+    cd = data.rfind(b"PK\x01\x02")  # the last directory entry: vocab.txt
+    assert data[cd + 46:cd + 46 + 9] == b"vocab.txt"
+    size = int.from_bytes(data[cd + 24:cd + 28], "little")
+    data[cd + 24:cd + 28] = (size + (1 << 24)).to_bytes(4, "little")  # uncompressed size
+    model = tflite_weights.open(bytes(data))
+    af = metadata.associated_files(model)
+    assert af["vocab.txt"] == size + (1 << 24)
+    assert af.read("labels.txt") == LABELS
+    with pytest.raises(InvalidModelError, match="declares 16777516 bytes but holds 300"):
+        af.read("vocab.txt")

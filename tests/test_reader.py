@@ -20,6 +20,8 @@ import pytest
 
 import tflite_weights as tw
 from builders import ModelBuilder, single_tensor_model
+import conftest
+import oracle
 
 rng = np.random.default_rng(1234)
 
@@ -301,14 +303,28 @@ def test_offset_zero_and_one_mean_no_data_and_out_of_range_is_an_error():
 
 
 def test_buffer_zero_and_missing_buffers_table_mean_no_data():
+    # the converter's habit: a non-constant points at its own buffer, which has no data
     b = ModelBuilder()
     b.subgraph().tensor("x", "FLOAT32", [1, 4])
+    b.subgraph("other").tensor("y", "FLOAT32", [1, 4], buffer=0)
     with tw.open(b.finish()) as m:
         t = m["x"]
-        assert t.buffer != 0 or True
+        assert t.buffer == 1 and not m.buffer(1).has_data
         assert not t.has_data and t.nbytes == 0 and t.data_offset is None
         with pytest.raises(tw.NoDataError, match="no stored data"):
             t.numpy()
+        u = m.tensor("y", subgraph=1)  # buffer 0, the sentinel
+        assert u.buffer == 0 and not u.has_data and u.data_offset is None
+        with pytest.raises(tw.NoDataError, match="no stored data"):
+            u.numpy()
+    # buffer 0 holding bytes (the runtime only warns) still means no data
+    b = ModelBuilder()
+    b.m.buffers[0].data = np.arange(16, dtype=np.uint8)
+    b.subgraph().tensor("x", "UINT8", [16], buffer=0)
+    with tw.open(b.finish()) as m:
+        assert m.buffer(0).has_data and not m["x"].has_data
+        with pytest.raises(tw.NoDataError):
+            m["x"].numpy()
     b = ModelBuilder()
     b.subgraph().tensor("x", "FLOAT32", [1, 4], buffer=0)
     b.m.buffers = None
@@ -502,11 +518,15 @@ def test_wrong_schema_version_is_refused():
         tw.open(b.finish())
 
 
-def _read_everything(m):
-    """Touch every field the reader offers; return the errors met (all must be ours)."""
+def _read_everything(m, seen=None):
+    """Touch every field the reader offers; return the errors met (all must be ours).
+    ``seen`` (a dict), when given, receives what was read: (subgraph, tensor, field) ->
+    a comparable value."""
     errors = []
+    seen = {} if seen is None else seen
     try:
-        m.description, m.metadata
+        seen["description"] = m.description
+        seen["metadata"] = dict(m.metadata)
     except tw.TFLiteWeightsError as e:
         errors.append(e)
     try:
@@ -515,27 +535,39 @@ def _read_everything(m):
         return errors + [e]
     for sg in subgraphs:
         try:
-            sg.name, sg.inputs, sg.outputs
+            seen[sg.index, "sg"] = (sg.name, sg.inputs, sg.outputs)
             tensors = sg.tensors
         except tw.TFLiteWeightsError as e:
             errors.append(e)
             continue
         for t in tensors:
+            key = (sg.index, t.index)
             try:
-                t.name, t.shape, t.type, t.buffer, t.shape_signature, t.is_variable, repr(t)
-                t.quantization
+                seen[key + ("fields",)] = (t.name, t.shape, t.type, t.buffer,
+                                           t.shape_signature, t.is_variable)
+                repr(t)
+                q = t.quantization
+                seen[key + ("quantization",)] = None if q is None else (
+                    q.scale.tobytes(), q.zero_point.tobytes(), q.quantized_dimension)
                 if not t.has_data:
                     continue
-                t.nbytes, t.raw(), t.numpy()
+                seen[key + ("values",)] = (t.nbytes, t.raw().tobytes(), _bits(t.numpy()))
             except tw.TFLiteWeightsError as e:
                 errors.append(e)
                 continue
             if t.quantization is not None or t.type in ("FLOAT16", "BFLOAT16"):
                 try:
-                    t.dequantize()
+                    seen[key + ("dequantized",)] = _bits(t.dequantize())
                 except tw.TFLiteWeightsError as e:
                     errors.append(e)
     return errors
+
+
+def _bits(a: np.ndarray):
+    """A comparable form of an array: dtype, shape and bit patterns."""
+    if a.dtype == object:
+        return ("object", a.shape, tuple(a.reshape(-1).tolist()))
+    return (a.dtype.str, a.shape, np.ascontiguousarray(a).tobytes())
 
 
 def _synthetic_rich_model():
@@ -552,27 +584,68 @@ def _synthetic_rich_model():
 
 
 def test_every_truncation_raises_only_the_package_errors():
+    """A truncated file cannot change the bytes that remain, so whatever still reads
+    must read exactly as from the whole file; the rest raises the package's errors."""
     data = _synthetic_rich_model()
+    whole: dict = {}
+    assert _read_everything(tw.open(data), whole) == []
+    assert sum(1 for k in whole if k[-1] == "values") == 4
+    readable = 0
     for n in range(0, len(data), 3):
         try:
             m = tw.open(data[:n])
         except tw.TFLiteWeightsError:
             continue
-        _read_everything(m)
+        got: dict = {}
+        _read_everything(m, got)
+        for k, v in got.items():
+            if k == "metadata":
+                assert all(whole[k].get(name) == raw for name, raw in v.items())
+                continue
+            assert v == whole[k], (n, k)
+        readable += sum(1 for k in got if k[-1] == "values")
+    assert readable > 0  # some truncations leave constants readable: they were compared
 
 
 def test_byte_flips_raise_only_the_package_errors():
+    """On damaged copies, whatever the reader returns must be what the schema's
+    generated bindings read from the same bytes (an independent reader without
+    bounds checks: compared only where both succeed)."""
+    S = pytest.importorskip("ai_edge_litert.schema_py_generated")
     data = bytearray(_synthetic_rich_model())
     r = np.random.default_rng(7)
+    compared = 0
     for _ in range(400):
-        d = bytearray(data)
-        for pos in r.integers(0, len(d), 3):
-            d[pos] = r.integers(0, 256)
+        d = bytes(_flip(bytearray(data), r))
         try:
-            m = tw.open(bytes(d))
+            m = tw.open(d)
         except tw.TFLiteWeightsError:
             continue
-        _read_everything(m)
+        got: dict = {}
+        _read_everything(m, got)
+        ref = oracle._guard(lambda: S.Model.GetRootAs(d, 0))
+        for (si, ti, field), v in [(k, v) for k, v in got.items()
+                                   if isinstance(k, tuple) and len(k) == 3]:
+            rsg = oracle._guard(lambda: ref.Subgraphs(si))
+            theirs = rsg and oracle.describe_tensor(S, ref, rsg, ti)
+            if theirs is None:
+                continue
+            if field == "fields":
+                name, shape, _, buffer, _, _ = v
+                assert (name.encode("utf-8", "surrogateescape") == theirs["name"]
+                        or "\\" in name)  # undecodable bytes are kept as escapes
+                assert (shape, buffer) == (theirs["shape"], theirs["buffer"])
+                compared += 1
+            elif field == "values" and theirs["data"] is not None and not theirs["sparse"]:
+                assert v[1] == theirs["data"]
+                compared += 1
+    assert compared > 100
+
+
+def _flip(d: bytearray, r) -> bytearray:
+    for pos in r.integers(0, len(d), 3):
+        d[pos] = r.integers(0, 256)
+    return d
 
 
 def test_a_damaged_tensor_does_not_stop_the_others():
@@ -617,53 +690,102 @@ def test_corpus_models_read_completely(path):
         assert errors == []
 
 
-@pytest.mark.parametrize("path", CORPUS, ids=os.path.basename)
-def test_corpus_agrees_with_the_schema_generated_bindings(path):
-    S = pytest.importorskip("ai_edge_litert.schema_py_generated")
-    raw = pathlib.Path(path).read_bytes()
+# every model at hand: the committed fixtures (so a fresh clone checks something), the
+# corpus when present, and synthetic models with the newest schema's features
+FIXTURE_MODELS = sorted(str(p) for p in pathlib.Path(conftest.FIXTURES).glob("*.tflite"))
+_SYNTHETIC = {"rich": _synthetic_rich_model}
+CROSS_CHECKED = ([pytest.param(p, id="fixture-" + os.path.basename(p)) for p in FIXTURE_MODELS]
+                 + [pytest.param(p, id=os.path.basename(p)) for p in CORPUS]
+                 + [pytest.param(k, id="synthetic-" + k) for k in _SYNTHETIC])
+
+
+def _model_bytes(source: str) -> bytes:
+    return _SYNTHETIC[source]() if source in _SYNTHETIC else pathlib.Path(source).read_bytes()
+
+
+def test_the_cross_checks_cover_every_fixture():
+    assert len(FIXTURE_MODELS) >= 14  # a clone without the corpus still checks these
+
+
+def _agree_with_bindings(S, raw: bytes, m) -> int:
+    """Compare every tensor with the generated bindings ``S``; returns how many
+    constants had their values compared."""
     ref = S.Model.GetRootAs(raw, 0)
-    with tw.open(path) as m:
+    assert len(m.subgraphs) == ref.SubgraphsLength()
+    values = 0
+    for si, sg in enumerate(m.subgraphs):
+        rsg = ref.Subgraphs(si)
+        assert len(sg.tensors) == rsg.TensorsLength()
+        assert list(sg.inputs) == list(rsg.InputsAsNumpy() if rsg.InputsLength() else [])
+        assert list(sg.outputs) == list(rsg.OutputsAsNumpy() if rsg.OutputsLength() else [])
+        assert sg.name == (rsg.Name() or b"").decode()
+        for t in sg.tensors:
+            d = oracle.describe_tensor(S, ref, rsg, t.index)
+            assert d is not None
+            assert t.name.encode() == d["name"]
+            assert t.shape == d["shape"]
+            assert t.type_code == d["type_code"] and t.buffer == d["buffer"]
+            if d["type"] is not None:
+                assert t.type == d["type"]
+            assert t.is_variable == d["is_variable"]
+            q, rq = t.quantization, d["quantization"]
+            if rq is None:
+                assert q is None
+            else:
+                for f in ("scale", "zero_point", "min", "max"):
+                    assert oracle.same_values(np.asarray(getattr(q, f)), rq[f]), f
+                assert q.quantized_dimension == rq["quantized_dimension"]
+            stored = d["data"]
+            if stored is not None and not t.is_sparse:
+                assert t.raw().tobytes() == stored
+                expect = oracle.values_from_bytes(t.type, t.shape, stored)
+                if expect is not None and t.compression is None:
+                    assert oracle.same_values(t.numpy(), expect), (t.index, t.name)
+                    values += 1
+    return values
+
+
+@pytest.mark.parametrize("source", CROSS_CHECKED)
+def test_models_agree_with_the_schema_generated_bindings(source):
+    S = pytest.importorskip("ai_edge_litert.schema_py_generated")
+    raw = _model_bytes(source)
+    with tw.open(raw) as m:
+        values = _agree_with_bindings(S, raw, m)
+        constants = sum(1 for t in m.all_tensors()
+                        if t.type in FIXED and t.buffer and m.buffer(t.buffer).location ==
+                        "inline" and not t.is_sparse and t.compression is None
+                        and t.external_buffer == 0)
+        assert values == constants  # every plain inline constant was compared
+
+
+@pytest.mark.parametrize("source", CROSS_CHECKED)
+def test_models_agree_with_the_tflite_package(source):
+    tflite = pytest.importorskip("tflite")
+    raw = _model_bytes(source)
+    ref = tflite.Model.GetRootAs(raw, 0)
+    with tw.open(raw) as m:
+        assert m.version == ref.Version()
+        assert m.description == (ref.Description().decode() if ref.Description() is not None
+                                 else None)
+        assert m.buffer_count == ref.BuffersLength()
         assert len(m.subgraphs) == ref.SubgraphsLength()
         for si, sg in enumerate(m.subgraphs):
             rsg = ref.Subgraphs(si)
             assert len(sg.tensors) == rsg.TensorsLength()
-            assert list(sg.inputs) == list(rsg.InputsAsNumpy() if rsg.InputsLength() else [])
-            assert list(sg.outputs) == list(rsg.OutputsAsNumpy() if rsg.OutputsLength() else [])
-            for t in sg.tensors:
-                rt = rsg.Tensors(t.index)
-                assert t.name == (rt.Name() or b"").decode()
-                assert t.shape == tuple(rt.ShapeAsNumpy().tolist() if rt.ShapeLength() else ())
-                assert t.type_code == rt.Type() and t.buffer == rt.Buffer()
-                assert t.is_variable == rt.IsVariable()
-                rq = rt.Quantization()
-                q = t.quantization
-                if rq is None or (rq.ScaleLength() == 0 and rq.DetailsType() == 0):
-                    assert q is None
-                else:
-                    assert q.scale.tolist() == (rq.ScaleAsNumpy().tolist()
-                                                if rq.ScaleLength() else [])
-                    assert q.zero_point.tolist() == (rq.ZeroPointAsNumpy().tolist()
-                                                     if rq.ZeroPointLength() else [])
-                    assert q.quantized_dimension == rq.QuantizedDimension()
-                rb = ref.Buffers(rt.Buffer()) if rt.Buffer() < ref.BuffersLength() else None
-                if rb is not None and rb.DataLength() and not t.is_sparse:
-                    stored = rb.DataAsNumpy().tobytes()
-                    assert t.raw().tobytes() == stored
-                    if t.type in FIXED:
-                        assert t.numpy().tobytes() == stored[:t.nbytes]
-
-
-@pytest.mark.parametrize("path", CORPUS, ids=os.path.basename)
-def test_corpus_agrees_with_the_tflite_package(path):
-    tflite = pytest.importorskip("tflite")
-    raw = pathlib.Path(path).read_bytes()
-    ref = tflite.Model.GetRootAs(raw, 0)
-    with tw.open(path) as m:
-        assert m.version == ref.Version()
-        assert m.description == (ref.Description() or b"").decode() or ref.Description() is None
-        for si, sg in enumerate(m.subgraphs):
-            rsg = ref.Subgraphs(si)
             for t in sg.tensors:
                 rt = rsg.Tensors(t.index)
                 assert t.name.encode() == (rt.Name() or b"")
                 assert t.buffer == rt.Buffer()
+                assert t.type_code == rt.Type()
+                assert t.shape == tuple(rt.ShapeAsNumpy().tolist() if rt.ShapeLength() else ())
+                q, rq = t.quantization, rt.Quantization()
+                if q is not None and rq is not None:
+                    assert q.min.tolist() == (rq.MinAsNumpy().tolist() if rq.MinLength() else [])
+                    assert q.max.tolist() == (rq.MaxAsNumpy().tolist() if rq.MaxLength() else [])
+            for oi, op in enumerate(sg.operators):
+                rop = rsg.Operators(oi)
+                assert op.opcode_index == rop.OpcodeIndex()
+                assert list(op.inputs) == (rop.InputsAsNumpy().tolist()
+                                           if rop.InputsLength() else [])
+                assert list(op.outputs) == (rop.OutputsAsNumpy().tolist()
+                                            if rop.OutputsLength() else [])

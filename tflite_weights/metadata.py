@@ -509,11 +509,17 @@ class AssociatedFiles(Mapping):
         model = self._model
         try:
             with zipfile.ZipFile(_Window(model._fb.data, self.offset, model.size), "r") as zf:
-                return zf.read(info)
+                data = zf.read(info)
         except ClosedModelError:
             raise
         except _ZIP_ERRORS as e:
             raise _zip_error(model, self.offset, e) from None
+        if len(data) != info.file_size:
+            # zipfile checks the CRC only when it reaches the declared size: a
+            # directory that declares more than the member holds goes unchecked
+            raise _zip_error(model, self.offset, f"{name!r} declares {info.file_size} bytes "
+                             f"but holds {len(data)}")
+        return data
 
     def to_list(self) -> "list[dict]":
         return [{"name": m.name, "size": m.size, "compressed_size": m.compressed_size}
