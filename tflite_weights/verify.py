@@ -147,7 +147,7 @@ RULES: "dict[str, tuple[str, str]]" = {
     "constant-data-too-long": (_W, "a constant's buffer holds more bytes than its shape and "
                                    "type need (the rest is ignored)"),
     "string-buffer-too-short": (_E, "a STRING constant's buffer has fewer than 4 bytes "
-                                    "(stricter than the interpreter)"),
+                                    "(stricter)"),
     "string-header-outside-buffer": (_E, "a STRING constant's string count is negative or "
                                          "its offsets do not fit in the buffer (stricter)"),
     "string-count-mismatch": (_E, "a STRING constant holds another number of strings than "
