@@ -260,11 +260,11 @@ def _count_tables(obj) -> int:
 
 
 def one_table_too_many(broken):
-    """The twin has exactly MAX_TABLES tables; the broken model one metadata entry
-    more (a Metadata table and its Buffer: two tables)."""
+    """The twin has exactly MAX_TABLES tables; the broken model one more, a tensor
+    without data or parameters."""
     b = base()
     if broken:
-        b.add_metadata("extra", b"")
+        b.m.subgraphs[0].tensors.append(S.TensorT())
     return b.finish()
 
 
