@@ -200,3 +200,19 @@ def test_empty_weight_file(tmp_path):
     with tw.open(p) as m:
         with pytest.raises(tw.ExternalDataError, match=r"\(0 bytes\)"):
             m["t"].numpy()
+
+
+def test_packing_is_reported_and_the_bytes_are_read_as_they_are(tmp_path):
+    """``packing`` is the writer's word: whatever it says, the slice of the file is the
+    tensor's bytes, unchanged, and the word is reported."""
+    values = np.arange(6, dtype=np.int16) - 3
+    (tmp_path / "weights.bin").write_bytes(b"pad." + values.tobytes())
+    for packing in ("unpacked", "zstd", ""):
+        data = external_model([(ID0, 0, 4, values.nbytes, packing)],
+                              tensors=[("t", "INT16", [2, 3], ID0, None)])
+        path = tmp_path / "model.tflite"
+        path.write_bytes(data)
+        with tw.open(path) as m:
+            (e,) = m.external_buffers
+            assert e.packing == packing
+            np.testing.assert_array_equal(m["t"].numpy(), values.reshape(2, 3))

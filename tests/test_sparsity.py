@@ -319,3 +319,22 @@ def test_zero_size_shape_whose_dimensions_overflow_is_invalid():
     with tw.open(b.finish()) as m:
         with pytest.raises(tw.InvalidModelError, match="multiplies past"):
             m["w"].numpy()
+
+
+@pytest.mark.parametrize("kind,dtype", [("i32", np.int32), ("u16", np.uint16),
+                                        ("u8", np.uint8)])
+def test_sparsity_index_vectors_are_views_over_the_file(kind, dtype):
+    """``Tensor.sparsity`` gives each SPARSE_CSR level's vectors as read-only views of
+    the file's bytes, in the index type the file stores; ``shape`` stays dense."""
+    dense = random_sparse((8, 12), np.float32, seed=3)
+    sp, vals = encode(dense, kind=kind)
+    data = sparse_model(dense, sp, vals, "FLOAT32")
+    whole = np.frombuffer(data, np.uint8)
+    with tw.open(data) as m:
+        t = m["w"]
+        assert t.shape == (8, 12) and t.sparse_values().size == vals.size
+        level = t.sparsity.dim_metadata[1]
+        _, seg, ind, _ = sp["dim_metadata"][1]
+        for got, want in ((level.array_segments, seg), (level.array_indices, ind)):
+            assert got.dtype == dtype and got.tolist() == want
+            assert not got.flags.writeable and np.shares_memory(got, whole)
