@@ -8,6 +8,7 @@ corpus model.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 import shutil
@@ -16,9 +17,10 @@ import numpy as np
 import pytest
 
 import tflite_weights as tw
-from tflite_weights import testing
-from tflite_weights.testing import (Report, assert_matches_interpreter, compare_with_dump,
-                                    compare_with_interpreter)
+from tflite_weights import dtypes, testing
+from tflite_weights import model as model_module
+from tflite_weights.testing import (Difference, Report, assert_matches_interpreter,
+                                    compare_with_dump, compare_with_interpreter)
 
 from builders import ModelBuilder
 from conftest import FIXTURES, corpus_files
@@ -111,6 +113,61 @@ def _golden(name):
     with np.load(os.path.join(FIXTURES, "goldens", name + ".npz")) as z:
         arrays = {k: z[k] for k in z.files}
     return dump, arrays
+
+
+def _compare_golden(name, dump, arrays):
+    with tw.open(os.path.join(FIXTURES, name + ".tflite")) as m:
+        return compare_with_dump(m, dump, arrays, Report(model=name))
+
+
+def test_nan_payloads_are_compared_bit_for_bit():
+    # compared as values, two NaNs differ even when their bits agree and their payloads
+    # cannot be told apart; compared as bits, both come out right
+    b = ModelBuilder()
+    b.subgraph().tensor("h", "FLOAT16", [3], np.array([0x7e01, 0x3c00, 0xfe00], "<u2"))
+    entry = {"index": 0, "name": "h", "shape": [3], "shape_signature": [3],
+             "dtype": "float16", "quantization": [0.0, 0],
+             "quantization_parameters": {"scales": [], "zero_points": [],
+                                         "quantized_dimension": 0},
+             "sparsity_parameters": {}, "value_before_allocate": "ok",
+             "npz_key": "t0", "npz_layout": "dense"}
+    dump = {"status": "ok", "num_subgraphs": 1, "tensors": [entry], "other_subgraphs": []}
+    with tw.open(b.finish()) as m:
+        same = compare_with_dump(m, dump, {"t0": np.array([0x7e01, 0x3c00, 0xfe00],
+                                                          "<u2").view("<f2")})
+        other = compare_with_dump(m, dump, {"t0": np.array([0x7e00, 0x3c00, 0xfe00],
+                                                           "<u2").view("<f2")})
+    assert same.ok and same.values_compared == 1, str(same)
+    assert other.differences == [Difference(0, 0, "h", "values (1 of 3 differ, first at "
+                                            "flat index 0)", "nan (bits 0x7e01)",
+                                            "nan (bits 0x7e00)")], str(other)
+
+
+def test_a_float16_reader_with_the_wrong_byte_order_is_caught(monkeypatch):
+    dump, arrays = _golden("float16")
+    assert _compare_golden("float16", dump, arrays).ok
+    halves = [e for e in dump["tensors"] if e["npz_key"] and e["dtype"] == "float16"]
+    assert halves
+    # the reader decodes FLOAT16 as big-endian: the same bytes, other values
+    code = next(c for c, info in dtypes.TYPES.items() if info.name == "FLOAT16")
+    wrong = np.dtype(">f2")
+    monkeypatch.setitem(dtypes.TYPES, code, dataclasses.replace(dtypes.TYPES[code], dtype=wrong))
+    table = model_module._DTYPE_TABLE.copy()
+    table[code] = wrong
+    monkeypatch.setattr(model_module, "_DTYPE_TABLE", table)
+    with tw.open(os.path.join(FIXTURES, "float16.tflite")) as m:
+        # the patch took: same bytes as the interpreter's array, other dtype
+        t = m.subgraphs[0].tensors[halves[0]["index"]]
+        assert t.numpy().dtype == wrong
+        assert t.numpy().tobytes() == arrays[halves[0]["npz_key"]].tobytes()
+        report = compare_with_dump(m, dump, arrays, Report(model="float16"))
+    by_tensor = {}
+    for d in report.differences:
+        by_tensor.setdefault(d.tensor, []).append(d.field)
+    assert set(by_tensor) == {e["index"] for e in halves}, str(report)
+    for fields in by_tensor.values():
+        assert fields[0] == "values dtype" and fields[1].startswith("values ("), fields
+    assert not report.ok
 
 
 def test_differences_are_found_and_reported_readably():

@@ -11,6 +11,12 @@ valid models) cannot take the test process down; it is reported as an
 interpreter failure, not as a difference.  When no interpreter is installed
 the helpers skip (``pytest.skip``).
 
+Values are compared by meaning, bit for bit: the array's dtype must be the one
+the interpreter gives (native byte order included), and every element's bit
+pattern must match once both arrays are in native byte order, so NaN payloads
+count and a value decoded with the wrong byte order is a difference even though
+its bytes are the same.
+
 The comparison knows the interpreter's habits:
 
 * it is built with ``OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES``
@@ -25,6 +31,11 @@ The comparison knows the interpreter's habits:
   ignored;
 * sparse constants come back from ``get_tensor()`` as their stored values,
   compared with :meth:`Tensor.sparse_values`;
+* a scalar constant comes back as one element of shape ``(1,)``;
+* FLOAT8 values come back as int8 arrays of the same bytes, and the dtype is
+  reported as "int8"; BFLOAT16 tensors are left out of its tensor details
+  (its wrapper has no numpy type for them), so there is nothing to compare;
+* strings come back as ``bytes`` objects, compared with ours in hex;
 * models it refuses are reported with its message.
 
 Nothing here is imported by ``tflite_weights`` itself; the interpreter is
@@ -200,6 +211,10 @@ _INTERPRETER_DTYPE = {"FLOAT8_E4M3FN": "int8", "FLOAT8_E5M2": "int8", "RESOURCE"
                       "VARIANT": "object", "STRING": "bytes"}
 
 
+# what its get_tensor() returns for these types, when it differs from ours: the same bytes
+_INTERPRETER_VALUE_DTYPE = {"FLOAT8_E4M3FN": np.dtype(np.int8), "FLOAT8_E5M2": np.dtype(np.int8)}
+
+
 def _expected_dtype(t) -> "str | None":
     if t.type in _INTERPRETER_DTYPE:
         return _INTERPRETER_DTYPE[t.type]
@@ -336,24 +351,62 @@ def _compare_values(t, e: dict, arrays: dict, check, report: Report) -> None:
     if e.get("npz_layout") == "sparse_stored_values":
         ours = np.asarray(t.sparse_values()).reshape(-1)
         theirs = theirs.reshape(-1)
-        n = min(ours.size, theirs.size)
-        check("sparse stored values", ours[:n].tobytes(), theirs[:n].tobytes())
+        # the interpreter's stored values are those the sparsity parameters count; the
+        # buffer may hold more
+        n = theirs.size
+        if ours.size < n:
+            check("sparse stored value count", ours.size, n)
+            n = ours.size
+        _compare_elements("sparse stored values", t, ours[:n], theirs[:n], check)
     else:
         ours = t.numpy()
         if ours.shape == () and theirs.shape == (1,):
             theirs = theirs.reshape(())  # the dump stores a scalar as one element
         if ours.shape != theirs.shape:
             check("value shape", list(ours.shape), list(theirs.shape))
-        elif ours.dtype.itemsize == theirs.dtype.itemsize:
-            if ours.tobytes() != theirs.tobytes():
-                bad = np.flatnonzero(ours.reshape(-1).view(f"u{ours.dtype.itemsize}")
-                                     != theirs.reshape(-1).view(f"u{theirs.dtype.itemsize}"))
-                check(f"values ({bad.size} of {ours.size} differ, first at flat index "
-                      f"{int(bad[0])})", ours.reshape(-1)[bad[0]].item(),
-                      theirs.reshape(-1)[bad[0]].item())
         else:
-            check("value itemsize", ours.dtype.itemsize, theirs.dtype.itemsize)
+            _compare_elements("values", t, ours, theirs, check)
     report.values_compared += 1
+
+
+def _native_bits(a: np.ndarray) -> np.ndarray:
+    """The bit pattern of every element of ``a`` in native byte order: a 1-D array of
+    unsigned ints of the itemsize (rows of bytes for 16-byte types)."""
+    a = np.ascontiguousarray(a).reshape(-1)
+    if a.dtype.byteorder not in "=|":
+        a = a.astype(a.dtype.newbyteorder("="))  # a byte swap: NaN payloads survive
+    size = a.dtype.itemsize
+    if size in (1, 2, 4, 8):
+        return a.view(f"u{size}")
+    return a.view(np.uint8).reshape(a.size, size)
+
+
+def _compare_elements(label: str, t, ours: np.ndarray, theirs: np.ndarray, check) -> None:
+    """Values by their meaning, bit for bit: the dtype the interpreter gives (native
+    byte order included) and every element's bit pattern, both in native byte order
+    (a FLOAT16 read with the wrong byte order has the same bytes, not the same values)."""
+    want = _INTERPRETER_VALUE_DTYPE.get(t.type, ours.dtype)
+    if want != theirs.dtype:
+        check(f"{label} dtype", want.str, theirs.dtype.str)
+    if ours.dtype.itemsize != theirs.dtype.itemsize:
+        return  # the dtype difference says it all
+    a, b = _native_bits(ours), _native_bits(theirs)
+    unequal = a != b
+    if unequal.ndim > 1:
+        unequal = unequal.any(axis=1)
+    bad = np.flatnonzero(unequal)
+    if bad.size:
+        i = int(bad[0])
+        mine, other = ours.reshape(-1)[i].item(), theirs.reshape(-1)[i].item()
+        if repr(mine) == repr(other):  # NaN payloads: show the bits
+            mine, other = _bits_text(mine, a[i]), _bits_text(other, b[i])
+        check(f"{label} ({bad.size} of {ours.size} differ, first at flat index {i})",
+              mine, other)
+
+
+def _bits_text(value, bits) -> str:
+    text = np.asarray(bits).tobytes().hex() if np.ndim(bits) else format(int(bits), "x")
+    return f"{value!r} (bits 0x{text})"
 
 
 def _compare_signatures(model: Model, dump: dict, report: Report) -> None:
