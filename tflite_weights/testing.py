@@ -30,7 +30,9 @@ The comparison knows the interpreter's habits:
   null" or arena memory); tensors it adds itself (kernel temporaries) are
   ignored;
 * sparse constants come back from ``get_tensor()`` as their stored values,
-  compared with :meth:`Tensor.sparse_values`;
+  compared with :meth:`Tensor.sparse_values`; their sparsity parameters give
+  each level's format as 0 (DENSE) or 1 (SPARSE_CSR), index vectors as ints
+  whatever their stored width, and no ``dense_size`` for SPARSE_CSR levels;
 * a scalar constant comes back as one element of shape ``(1,)``;
 * FLOAT8 values come back as int8 arrays of the same bytes, and the dtype is
   reported as "int8"; BFLOAT16 tensors are left out of its tensor details
@@ -282,6 +284,8 @@ def _compare_tensor(t, e: dict, arrays: dict, report: Report) -> None:
         if want is not None:
             check("dtype", want, desc["dtype"])
         _compare_quantization(t, e, check)
+        if "sparsity_parameters" in e:
+            _compare_sparsity(t, e["sparsity_parameters"] or {}, check)
         _compare_values(t, e, arrays, check, report)
     except TFLiteWeightsError as err:
         diffs.append(Difference(t.subgraph, t.index, e.get("name", ""), "readable",
@@ -327,6 +331,51 @@ def _compare_quantization(t, e: dict, check) -> None:
                                                     int(legacy[1])])
 
 
+# DimensionType codes, as the interpreter's get_tensor_details() gives them
+_DIM_FORMAT = {0: "DENSE", 1: "SPARSE_CSR"}
+
+
+def _compare_sparsity(t, theirs: dict, check) -> None:
+    """The interpreter's ``sparsity_parameters`` (``{}`` for a dense tensor): the
+    traversal order, the block map and each level's format with its dense_size (DENSE)
+    or its segments and indices widened to int (SPARSE_CSR; it reports no dense_size
+    for these, and neither is it compared)."""
+    sp = t.sparsity
+    ours = {} if sp is None else sp.to_dict()
+    if not ours or not theirs:
+        if ours or theirs:
+            check("sparsity parameters", ours, theirs)
+        return
+    for key in ("traversal_order", "block_map"):
+        _compare_index_list(f"sparsity {key}", ours[key], theirs.get(key) or [], check)
+    levels, their_levels = ours["dim_metadata"], theirs.get("dim_metadata") or []
+    if len(levels) != len(their_levels):
+        check("sparsity dim_metadata levels", len(levels), len(their_levels))
+        return
+    for i, (mine, other) in enumerate(zip(levels, their_levels)):
+        where = f"sparsity dim_metadata[{i}]"
+        fmt = _DIM_FORMAT.get(other.get("format"), other.get("format"))
+        if mine["format"] != fmt:
+            check(f"{where}.format", mine["format"], fmt)
+        elif fmt == "DENSE":
+            check(f"{where}.dense_size", mine["dense_size"], other.get("dense_size"))
+        else:
+            for key in ("array_segments", "array_indices"):
+                _compare_index_list(f"{where}.{key}", mine[key], other.get(key), check)
+
+
+def _compare_index_list(fieldname: str, ours, theirs, check) -> None:
+    """Two lists of ints: the first differing element when their lengths agree (index
+    vectors run to thousands of entries), else the lists."""
+    if ours is not None and theirs is not None and len(ours) == len(theirs):
+        for j, (a, b) in enumerate(zip(ours, theirs)):
+            if a != b:
+                check(f"{fieldname}[{j}]", a, b)
+                return
+        return
+    check(fieldname, ours, theirs)
+
+
 def _compare_values(t, e: dict, arrays: dict, check, report: Report) -> None:
     constant = e.get("value_before_allocate") == "ok"
     if e.get("value_before_allocate") in (None, "absent"):
@@ -336,8 +385,7 @@ def _compare_values(t, e: dict, arrays: dict, check, report: Report) -> None:
     check("has_data", t.has_data, constant)
     if not constant or not t.has_data:
         return
-    if e.get("data_source") == "model_file" and e.get("data_offset") is not None \
-            and not t.is_sparse:
+    if e.get("data_source") == "model_file" and e.get("data_offset") is not None:
         check("data_offset", t.data_offset, e["data_offset"])
     if "string_value" in e:
         ours = [bytes(x).hex() for x in np.asarray(t.numpy()).reshape(-1)]
