@@ -203,16 +203,46 @@ def test_differences_are_found_and_reported_readably():
     arrays[key] = arrays[key].copy()
     arrays[key].reshape(-1)[5] += 1
     bad["signatures"]["serving_default"]["outputs"] = ["other"]
-    with tw.open(os.path.join(FIXTURES, "qat_conv.tflite")) as m:
-        report = compare_with_dump(m, bad, arrays, Report(model="qat_conv"))
+    report = _compare_golden("qat_conv", bad, arrays)
     fields = sorted(d.field for d in report.differences)
     assert "quantization scales" in fields
     assert "legacy quantization tuple" in fields
     assert any(f.startswith("values (1 of") for f in fields)
     assert "signature outputs" in fields
     text = str(report)
-    assert "differences:" in text and "interpreter" in text and "ours" in text
+    head, *lines = text.splitlines()
+    assert head.startswith("qat_conv: NOT OK: 4 differences;") and head.endswith(":")
+    assert len(lines) == 4 and all(" ours " in x and ", interpreter " in x for x in lines)
     assert not report.ok
+
+
+def test_the_head_line_says_plainly_whether_the_model_matches():
+    dump, arrays = _golden("ptq_int8")
+    ok = _compare_golden("ptq_int8", dump, arrays)
+    assert str(ok).startswith("ptq_int8: OK: no differences; 9 tensors, 5 values, "
+                              "1 signatures compared with interpreter ai-edge-litert")
+    assert "\n" not in str(ok)
+    refused = copy.deepcopy(dump)
+    refused.update(status="refused", error_stage="allocate_tensors", error=(
+        "quantized_dimension must be in range [0, 1). Was 3.Tensor 33 has invalid "
+        "quantization parameters.Encountered unresolved custom op: ethos-u.\nSee "
+        "instructions: https://www.tensorflow.org/lite/guide/ops_custom Node number 0 "
+        "(ethos-u) failed to prepare."))
+    report = _compare_golden("ptq_int8", refused, arrays)
+    assert not report.ok and report.differences == []
+    text = str(report)
+    assert "\n" not in text
+    assert text.startswith("ptq_int8: NOT OK: the interpreter refused the model: "
+                           "quantized_dimension must be in range [0, 1). Was 3; "
+                           "Tensor 33 has invalid quantization parameters; "
+                           "Encountered unresolved custom op: ethos-u; "
+                           "See instructions: https://www.tensorflow.org/lite/guide/ops_custom; "
+                           "Node number 0 (ethos-u) failed to prepare; "
+                           "no differences in what it reported; 9 tensors"), text
+    crashed = Report(model="m", status="crashed", error="killed by signal 11 during load")
+    assert str(crashed) == ("m: NOT OK: the interpreter crashed: killed by signal 11 during "
+                            "load; no differences in what it reported; 0 tensors, 0 values, "
+                            "0 signatures compared with interpreter -")
 
 
 def test_legacy_tuple_is_zero_for_per_channel_and_filled_per_tensor():

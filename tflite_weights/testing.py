@@ -49,6 +49,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -78,7 +79,8 @@ class Difference:
 
     def __str__(self) -> str:
         where = f"subgraph {self.subgraph}" + (
-            f", tensor {self.tensor} {self.name!r}" if self.tensor is not None else "")
+            f", tensor {self.tensor} {self.name!r}" if self.tensor is not None else
+            f", {self.name!r}" if self.name else "")  # a signature's key
         return f"{where}: {self.field}: ours {_short(self.ours)}, interpreter {_short(self.theirs)}"
 
 
@@ -113,17 +115,47 @@ class Report:
         return self.status in ("refused", "crashed")
 
     def __str__(self) -> str:
-        head = (f"{self.model}: interpreter {self.interpreter or '-'}: {self.status}"
-                + (f" ({self.error})" if self.error else "")
-                + f"; {self.tensors_compared} tensors, {self.values_compared} values, "
-                  f"{self.signatures_compared} signatures compared")
-        if not self.differences:
-            return head + "; no differences"
-        lines = [head + f"; {len(self.differences)} differences:"]
+        """A head line that says plainly whether the model matches, then one line per
+        difference (the first 50)."""
+        n = len(self.differences)
+        found = "no differences" if n == 0 else f"{n} difference{'s' if n != 1 else ''}"
+        if self.status == "ok":
+            verdict = "OK: " + found if self.ok else "NOT OK: " + found
+        else:
+            verdict = "NOT OK: " + _FAILURES.get(self.status, f"status {self.status!r}")
+            if self.error:
+                verdict += ": " + _error_text(self.error)
+            verdict += f"; {found} in what it reported"
+        head = (f"{self.model}: {verdict}; {self.tensors_compared} tensors, "
+                f"{self.values_compared} values, {self.signatures_compared} signatures "
+                f"compared with interpreter {self.interpreter or '-'}")
+        if not n:
+            return head
+        lines = [head + ":"]
         lines += [f"  {d}" for d in self.differences[:50]]
-        if len(self.differences) > 50:
-            lines.append(f"  ... and {len(self.differences) - 50} more")
+        if n > 50:
+            lines.append(f"  ... and {n - 50} more")
         return "\n".join(lines)
+
+
+_FAILURES = {"refused": "the interpreter refused the model",
+             "crashed": "the interpreter crashed",
+             "unavailable": "no interpreter is installed"}
+
+
+def _error_text(error: str, limit: int = 8) -> str:
+    """The interpreter's messages on one line, separated by "; " (its error reporter
+    runs them together, "...Was 3.Tensor 33 has...parameters.quantized_dimension...",
+    or breaks lines inside one)."""
+    text = re.sub(r"(https?://\S+) (?=[A-Z])", "\\1\n", error)  # a link ends a message
+    # a word and a space right after a full stop, or a capital word right after a
+    # parenthesis, start the next message
+    parts = [p.strip() for p in re.split(
+        r"\n+|(?<=[A-Za-z0-9)\]]\.)(?=[A-Za-z_]\w* )|(?<=\))(?=[A-Z]\w* )", text)]
+    parts = [p[:-1] if p.endswith(".") else p for p in parts if p]
+    if len(parts) > limit:
+        parts = parts[:limit] + [f"... {len(parts) - limit} more messages"]
+    return "; ".join(parts)
 
 
 def _short(v) -> str:
