@@ -11,6 +11,17 @@ valid models) cannot take the test process down; it is reported as an
 interpreter failure, not as a difference.  When no interpreter is installed
 the helpers skip (``pytest.skip``).
 
+What is compared, per tensor of the file: name, shape, shape_signature and
+dtype as the interpreter describes them before ``allocate_tensors()``; the
+quantization scales, zero points, ``quantized_dimension`` and the legacy
+``quantization`` tuple (block scales and block size for blockwise
+parameters); the sparsity parameters; whether the tensor is a constant
+(``has_data``), the file offset of its data and its values.  Per model: the
+subgraph count, the signature keys, each signature's inputs and outputs, its
+subgraph and its tensor indices.  The quantization ``min`` and ``max`` are not
+compared: the interpreter does not report them, so they need another reference
+(such as the schema's generated bindings).
+
 Values are compared by meaning, bit for bit: the array's dtype must be the one
 the interpreter gives (native byte order included), and every element's bit
 pattern must match once both arrays are in native byte order, so NaN payloads
