@@ -11,6 +11,23 @@ valid models) cannot take the test process down; it is reported as an
 interpreter failure, not as a difference.  When no interpreter is installed
 the helpers skip (``pytest.skip``).
 
+What is compared, per tensor of the file: name, shape, shape_signature and
+dtype as the interpreter describes them before ``allocate_tensors()``; the
+quantization scales, zero points, ``quantized_dimension`` and the legacy
+``quantization`` tuple (block scales and block size for blockwise
+parameters); the sparsity parameters; whether the tensor is a constant
+(``has_data``), the file offset of its data and its values.  Per model: the
+subgraph count, the signature keys, each signature's inputs and outputs, its
+subgraph and its tensor indices.  The quantization ``min`` and ``max`` are not
+compared: the interpreter does not report them, so they need another reference
+(such as the schema's generated bindings).
+
+Values are compared by meaning, bit for bit: the array's dtype must be the one
+the interpreter gives (native byte order included), and every element's bit
+pattern must match once both arrays are in native byte order, so NaN payloads
+count and a value decoded with the wrong byte order is a difference even though
+its bytes are the same.
+
 The comparison knows the interpreter's habits:
 
 * it is built with ``OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES``
@@ -24,7 +41,14 @@ The comparison knows the interpreter's habits:
   null" or arena memory); tensors it adds itself (kernel temporaries) are
   ignored;
 * sparse constants come back from ``get_tensor()`` as their stored values,
-  compared with :meth:`Tensor.sparse_values`;
+  compared with :meth:`Tensor.sparse_values`; their sparsity parameters give
+  each level's format as 0 (DENSE) or 1 (SPARSE_CSR), index vectors as ints
+  whatever their stored width, and no ``dense_size`` for SPARSE_CSR levels;
+* a scalar constant comes back as one element of shape ``(1,)``;
+* FLOAT8 values come back as int8 arrays of the same bytes, and the dtype is
+  reported as "int8"; BFLOAT16 tensors are left out of its tensor details
+  (its wrapper has no numpy type for them), so there is nothing to compare;
+* strings come back as ``bytes`` objects, compared with ours in hex;
 * models it refuses are reported with its message.
 
 Nothing here is imported by ``tflite_weights`` itself; the interpreter is
@@ -36,6 +60,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -65,7 +90,8 @@ class Difference:
 
     def __str__(self) -> str:
         where = f"subgraph {self.subgraph}" + (
-            f", tensor {self.tensor} {self.name!r}" if self.tensor is not None else "")
+            f", tensor {self.tensor} {self.name!r}" if self.tensor is not None else
+            f", {self.name!r}" if self.name else "")  # a signature's key
         return f"{where}: {self.field}: ours {_short(self.ours)}, interpreter {_short(self.theirs)}"
 
 
@@ -100,17 +126,47 @@ class Report:
         return self.status in ("refused", "crashed")
 
     def __str__(self) -> str:
-        head = (f"{self.model}: interpreter {self.interpreter or '-'}: {self.status}"
-                + (f" ({self.error})" if self.error else "")
-                + f"; {self.tensors_compared} tensors, {self.values_compared} values, "
-                  f"{self.signatures_compared} signatures compared")
-        if not self.differences:
-            return head + "; no differences"
-        lines = [head + f"; {len(self.differences)} differences:"]
+        """A head line that says plainly whether the model matches, then one line per
+        difference (the first 50)."""
+        n = len(self.differences)
+        found = "no differences" if n == 0 else f"{n} difference{'s' if n != 1 else ''}"
+        if self.status == "ok":
+            verdict = "OK: " + found if self.ok else "NOT OK: " + found
+        else:
+            verdict = "NOT OK: " + _FAILURES.get(self.status, f"status {self.status!r}")
+            if self.error:
+                verdict += ": " + _error_text(self.error)
+            verdict += f"; {found} in what it reported"
+        head = (f"{self.model}: {verdict}; {self.tensors_compared} tensors, "
+                f"{self.values_compared} values, {self.signatures_compared} signatures "
+                f"compared with interpreter {self.interpreter or '-'}")
+        if not n:
+            return head
+        lines = [head + ":"]
         lines += [f"  {d}" for d in self.differences[:50]]
-        if len(self.differences) > 50:
-            lines.append(f"  ... and {len(self.differences) - 50} more")
+        if n > 50:
+            lines.append(f"  ... and {n - 50} more")
         return "\n".join(lines)
+
+
+_FAILURES = {"refused": "the interpreter refused the model",
+             "crashed": "the interpreter crashed",
+             "unavailable": "no interpreter is installed"}
+
+
+def _error_text(error: str, limit: int = 8) -> str:
+    """The interpreter's messages on one line, separated by "; " (its error reporter
+    runs them together, "...Was 3.Tensor 33 has...parameters.quantized_dimension...",
+    or breaks lines inside one)."""
+    text = re.sub(r"(https?://\S+) (?=[A-Z])", "\\1\n", error)  # a link ends a message
+    # a word and a space right after a full stop, or a capital word right after a
+    # parenthesis, start the next message
+    parts = [p.strip() for p in re.split(
+        r"\n+|(?<=[A-Za-z0-9)\]]\.)(?=[A-Za-z_]\w* )|(?<=\))(?=[A-Z]\w* )", text)]
+    parts = [p[:-1] if p.endswith(".") else p for p in parts if p]
+    if len(parts) > limit:
+        parts = parts[:limit] + [f"... {len(parts) - limit} more messages"]
+    return "; ".join(parts)
 
 
 def _short(v) -> str:
@@ -200,6 +256,10 @@ _INTERPRETER_DTYPE = {"FLOAT8_E4M3FN": "int8", "FLOAT8_E5M2": "int8", "RESOURCE"
                       "VARIANT": "object", "STRING": "bytes"}
 
 
+# what its get_tensor() returns for these types, when it differs from ours: the same bytes
+_INTERPRETER_VALUE_DTYPE = {"FLOAT8_E4M3FN": np.dtype(np.int8), "FLOAT8_E5M2": np.dtype(np.int8)}
+
+
 def _expected_dtype(t) -> "str | None":
     if t.type in _INTERPRETER_DTYPE:
         return _INTERPRETER_DTYPE[t.type]
@@ -267,6 +327,8 @@ def _compare_tensor(t, e: dict, arrays: dict, report: Report) -> None:
         if want is not None:
             check("dtype", want, desc["dtype"])
         _compare_quantization(t, e, check)
+        if "sparsity_parameters" in e:
+            _compare_sparsity(t, e["sparsity_parameters"] or {}, check)
         _compare_values(t, e, arrays, check, report)
     except TFLiteWeightsError as err:
         diffs.append(Difference(t.subgraph, t.index, e.get("name", ""), "readable",
@@ -312,6 +374,51 @@ def _compare_quantization(t, e: dict, check) -> None:
                                                     int(legacy[1])])
 
 
+# DimensionType codes, as the interpreter's get_tensor_details() gives them
+_DIM_FORMAT = {0: "DENSE", 1: "SPARSE_CSR"}
+
+
+def _compare_sparsity(t, theirs: dict, check) -> None:
+    """The interpreter's ``sparsity_parameters`` (``{}`` for a dense tensor): the
+    traversal order, the block map and each level's format with its dense_size (DENSE)
+    or its segments and indices widened to int (SPARSE_CSR; it reports no dense_size
+    for these, and neither is it compared)."""
+    sp = t.sparsity
+    ours = {} if sp is None else sp.to_dict()
+    if not ours or not theirs:
+        if ours or theirs:
+            check("sparsity parameters", ours, theirs)
+        return
+    for key in ("traversal_order", "block_map"):
+        _compare_index_list(f"sparsity {key}", ours[key], theirs.get(key) or [], check)
+    levels, their_levels = ours["dim_metadata"], theirs.get("dim_metadata") or []
+    if len(levels) != len(their_levels):
+        check("sparsity dim_metadata levels", len(levels), len(their_levels))
+        return
+    for i, (mine, other) in enumerate(zip(levels, their_levels)):
+        where = f"sparsity dim_metadata[{i}]"
+        fmt = _DIM_FORMAT.get(other.get("format"), other.get("format"))
+        if mine["format"] != fmt:
+            check(f"{where}.format", mine["format"], fmt)
+        elif fmt == "DENSE":
+            check(f"{where}.dense_size", mine["dense_size"], other.get("dense_size"))
+        else:
+            for key in ("array_segments", "array_indices"):
+                _compare_index_list(f"{where}.{key}", mine[key], other.get(key), check)
+
+
+def _compare_index_list(fieldname: str, ours, theirs, check) -> None:
+    """Two lists of ints: the first differing element when their lengths agree (index
+    vectors run to thousands of entries), else the lists."""
+    if ours is not None and theirs is not None and len(ours) == len(theirs):
+        for j, (a, b) in enumerate(zip(ours, theirs)):
+            if a != b:
+                check(f"{fieldname}[{j}]", a, b)
+                return
+        return
+    check(fieldname, ours, theirs)
+
+
 def _compare_values(t, e: dict, arrays: dict, check, report: Report) -> None:
     constant = e.get("value_before_allocate") == "ok"
     if e.get("value_before_allocate") in (None, "absent"):
@@ -321,8 +428,7 @@ def _compare_values(t, e: dict, arrays: dict, check, report: Report) -> None:
     check("has_data", t.has_data, constant)
     if not constant or not t.has_data:
         return
-    if e.get("data_source") == "model_file" and e.get("data_offset") is not None \
-            and not t.is_sparse:
+    if e.get("data_source") == "model_file" and e.get("data_offset") is not None:
         check("data_offset", t.data_offset, e["data_offset"])
     if "string_value" in e:
         ours = [bytes(x).hex() for x in np.asarray(t.numpy()).reshape(-1)]
@@ -336,24 +442,62 @@ def _compare_values(t, e: dict, arrays: dict, check, report: Report) -> None:
     if e.get("npz_layout") == "sparse_stored_values":
         ours = np.asarray(t.sparse_values()).reshape(-1)
         theirs = theirs.reshape(-1)
-        n = min(ours.size, theirs.size)
-        check("sparse stored values", ours[:n].tobytes(), theirs[:n].tobytes())
+        # the interpreter's stored values are those the sparsity parameters count; the
+        # buffer may hold more
+        n = theirs.size
+        if ours.size < n:
+            check("sparse stored value count", ours.size, n)
+            n = ours.size
+        _compare_elements("sparse stored values", t, ours[:n], theirs[:n], check)
     else:
         ours = t.numpy()
         if ours.shape == () and theirs.shape == (1,):
             theirs = theirs.reshape(())  # the dump stores a scalar as one element
         if ours.shape != theirs.shape:
             check("value shape", list(ours.shape), list(theirs.shape))
-        elif ours.dtype.itemsize == theirs.dtype.itemsize:
-            if ours.tobytes() != theirs.tobytes():
-                bad = np.flatnonzero(ours.reshape(-1).view(f"u{ours.dtype.itemsize}")
-                                     != theirs.reshape(-1).view(f"u{theirs.dtype.itemsize}"))
-                check(f"values ({bad.size} of {ours.size} differ, first at flat index "
-                      f"{int(bad[0])})", ours.reshape(-1)[bad[0]].item(),
-                      theirs.reshape(-1)[bad[0]].item())
         else:
-            check("value itemsize", ours.dtype.itemsize, theirs.dtype.itemsize)
+            _compare_elements("values", t, ours, theirs, check)
     report.values_compared += 1
+
+
+def _native_bits(a: np.ndarray) -> np.ndarray:
+    """The bit pattern of every element of ``a`` in native byte order: a 1-D array of
+    unsigned ints of the itemsize (rows of bytes for 16-byte types)."""
+    a = np.ascontiguousarray(a).reshape(-1)
+    if a.dtype.byteorder not in "=|":
+        a = a.astype(a.dtype.newbyteorder("="))  # a byte swap: NaN payloads survive
+    size = a.dtype.itemsize
+    if size in (1, 2, 4, 8):
+        return a.view(f"u{size}")
+    return a.view(np.uint8).reshape(a.size, size)
+
+
+def _compare_elements(label: str, t, ours: np.ndarray, theirs: np.ndarray, check) -> None:
+    """Values by their meaning, bit for bit: the dtype the interpreter gives (native
+    byte order included) and every element's bit pattern, both in native byte order
+    (a FLOAT16 read with the wrong byte order has the same bytes, not the same values)."""
+    want = _INTERPRETER_VALUE_DTYPE.get(t.type, ours.dtype)
+    if want != theirs.dtype:
+        check(f"{label} dtype", want.str, theirs.dtype.str)
+    if ours.dtype.itemsize != theirs.dtype.itemsize:
+        return  # the dtype difference says it all
+    a, b = _native_bits(ours), _native_bits(theirs)
+    unequal = a != b
+    if unequal.ndim > 1:
+        unequal = unequal.any(axis=1)
+    bad = np.flatnonzero(unequal)
+    if bad.size:
+        i = int(bad[0])
+        mine, other = ours.reshape(-1)[i].item(), theirs.reshape(-1)[i].item()
+        if repr(mine) == repr(other):  # NaN payloads: show the bits
+            mine, other = _bits_text(mine, a[i]), _bits_text(other, b[i])
+        check(f"{label} ({bad.size} of {ours.size} differ, first at flat index {i})",
+              mine, other)
+
+
+def _bits_text(value, bits) -> str:
+    text = np.asarray(bits).tobytes().hex() if np.ndim(bits) else format(int(bits), "x")
+    return f"{value!r} (bits 0x{text})"
 
 
 def _compare_signatures(model: Model, dump: dict, report: Report) -> None:
