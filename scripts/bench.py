@@ -30,16 +30,12 @@ import time
 
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
-
-import tflite_weights  # noqa: E402
+import tflite_weights
 
 
 # -- models -----------------------------------------------------------------------------
 def _builder():
-    sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
-    from builders import ModelBuilder  # the test suite's writer (generated bindings)
+    from tests.support.builders import ModelBuilder  # the tests' writer (generated bindings)
     return ModelBuilder
 
 

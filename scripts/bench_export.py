@@ -29,12 +29,8 @@ import time
 
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-sys.path.insert(0, ROOT)
-
-import tflite_weights  # noqa: E402
-from tflite_weights import _schema  # noqa: E402
+import tflite_weights
+from tflite_weights.format import schema as _schema
 
 
 # -- a minimal writer -------------------------------------------------------------------

@@ -46,8 +46,7 @@ RSS_LIMIT = 100 * 1000 * 1000
 
 
 def _builder():
-    sys.path.insert(0, os.path.join(ROOT, "tests"))
-    from builders import S, ModelBuilder  # the test suite's writer (generated bindings)
+    from tests.support.builders import S, ModelBuilder  # the tests' writer (generated bindings)
     return S, ModelBuilder
 
 

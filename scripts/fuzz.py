@@ -36,12 +36,8 @@ import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "tests"))
-
-import fuzzing  # noqa: E402  (tests/fuzzing.py)
+from tests.support import fuzzing
+from tests.support.paths import ROOT
 
 DEFAULT_CORPUS = os.path.join(os.path.dirname(ROOT), "shared", "corpus")
 

@@ -22,6 +22,7 @@ _spec.loader.exec_module(_module)
 dump = _module.dump
 main = _module.main
 progress_path = _module.progress_path
+run_dump = _module.run_dump
 write_npz = _module.write_npz
 
 if __name__ == "__main__":

@@ -107,7 +107,7 @@ if __name__ == "__main__":
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, SCRIPTS_DIR)
-from interpreter_dump import progress_path, write_npz  # noqa: E402,E501  (stdlib + numpy only)
+from interpreter_dump import run_dump, write_npz  # noqa: E402,E501  (stdlib + numpy only)
 
 tf = None
 keras = None
@@ -702,53 +702,14 @@ def describe_model(data):
 # Goldens
 
 
-def run_dump(model_path, json_path, npz_path, timeout=600, max_retries=50):
-    """Runs interpreter_dump.py in a subprocess; returns (status, returncode).
-
-    A crash inside get_tensor() is retried with that tensor skipped, so the
-    golden still holds everything else; any other crash is recorded as
-    status "crashed" with the return code and the step it happened in.
-    """
+def run_golden(model_path, json_path, npz_path, timeout=600):
+    """The interpreter's report on a fixture, written to ``json_path``/``npz_path`` by
+    the runner ``tflite_weights.testing`` uses too (crashing reads retried without
+    them; a crash recorded as status "crashed"); returns (status, return code)."""
     env = dict(os.environ)
     env.update(_ENV)
-    progress = progress_path(json_path)
-    crashed = []
-    for _ in range(max_retries):
-        if os.path.exists(progress):
-            os.remove(progress)
-        cmd = [sys.executable, DUMP_SCRIPT, model_path, json_path, npz_path]
-        for spec in crashed:
-            cmd += ["--crashed", spec]
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, env=env,
-                              timeout=timeout)
-        rc = proc.returncode
-        if rc == 0 and os.path.exists(json_path):
-            with open(json_path) as f:
-                return json.load(f)["status"], rc
-        step = None
-        if os.path.exists(progress):
-            with open(progress) as f:
-                step = f.read().strip()
-            os.remove(progress)
-        if rc < 0 and step and step.split()[0] in ("pre", "post",
-                                                   "location"):
-            phase, sg, idx = step.split()
-            crashed.append("%s:%s:%s:%d" % (phase, sg, idx, rc))
-            continue
-        break
-    status = "crashed" if rc < 0 else "dump_failed"
-    result = {"format": 1, "status": status, "returncode": rc,
-              "signal": (signal.Signals(-rc).name if rc < 0 else None),
-              "step": step, "error": None}
-    if rc > 0:
-        lines = proc.stderr.decode(errors="replace").strip().splitlines()
-        result["error"] = lines[-1] if lines else None
-    with open(json_path, "w") as f:
-        json.dump(result, f, indent=1)
-        f.write("\n")
-    write_npz(npz_path, {})
-    return status, rc
+    report = run_dump(model_path, json_path, npz_path, timeout=timeout, env=env)
+    return report["status"], report.get("returncode", 0) or 0
 
 
 # ----------------------------------------------------------------------------
@@ -944,7 +905,7 @@ def build(name, out_dir):
     os.makedirs(gdir, exist_ok=True)
     json_rel = os.path.join("goldens", name + ".json")
     npz_rel = os.path.join("goldens", name + ".npz")
-    status, rc = run_dump(model_path, os.path.join(out_dir, json_rel),
+    status, rc = run_golden(model_path, os.path.join(out_dir, json_rel),
                           os.path.join(out_dir, npz_rel))
     entry["golden"] = {"status": status, "returncode": rc,
                        "json": _file_record(out_dir, json_rel),

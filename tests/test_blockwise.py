@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 import tflite_weights as tw
-from builders import ModelBuilder, run_interpreter
-from tflite_weights.dtypes import pack_bits
+from tests.support.builders import ModelBuilder, run_interpreter
+from tflite_weights.numerics.values import pack_bits
 
-from conftest import corpus_path as corpus  # noqa: E402
+from tests.support.paths import corpus_path as corpus  # noqa: E402
 
 BITS = {"INT8": 8, "INT4": 4, "INT2": 2, "UINT4": 4, "UINT8": 8}
 

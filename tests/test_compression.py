@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import tflite_weights as tw
-from builders import ModelBuilder
+from tests.support.builders import ModelBuilder
 
 
 def metadata_bytes(subgraphs, schema_version=None):

@@ -29,9 +29,9 @@ from tflite_weights.export.c_header import (
     export_c,
 )
 
-from builders import ModelBuilder, S
-from test_fixedpoint import reference
-import conftest  # noqa: E402
+from tests.support.builders import ModelBuilder, S
+from tests.test_fixedpoint import reference
+from tests.support import paths as conftest
 
 GCC = shutil.which("gcc")
 needs_gcc = pytest.mark.skipif(GCC is None, reason="gcc is not installed")

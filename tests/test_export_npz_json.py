@@ -14,9 +14,9 @@ from tflite_weights.export import select_tensors
 from tflite_weights.export.json_export import export_json, json_values, tensor_record
 from tflite_weights.export.npz import META_KEY, export_npz, npz_key
 
-from builders import ModelBuilder
-from test_export_c import rich_model
-import conftest  # noqa: E402
+from tests.support.builders import ModelBuilder
+from tests.test_export_c import rich_model
+from tests.support import paths as conftest
 
 CORPUS = Path(conftest.CORPUS)
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import tflite_weights as tw
-from builders import ModelBuilder, S
-from tflite_weights.dtypes import pack_bits
+from tests.support.builders import ModelBuilder, S
+from tflite_weights.numerics.values import pack_bits
 
 ID0 = (1 << 31) | 0  # the converter's ids: (1 << 31) | n
 ID1 = (1 << 31) | 1
@@ -83,7 +83,7 @@ def test_values_are_views_over_one_mapping_per_file(two_weights):
         assert not x.flags.owndata and not x.flags.writeable
         assert np.shares_memory(x, y)  # the same mapped bytes, not copies
         m["q"].numpy()
-        files = m._external_files
+        files = m._state.external_files
         assert list(files) == [os.path.realpath(path.parent / "weights.bin")]
 
 
@@ -91,9 +91,9 @@ def test_close_releases_the_mapping_and_old_arrays_stay_valid(two_weights):
     path, a, _ = two_weights
     m = tw.open(path)
     m["q"].numpy()  # unpacked: a copy, so no view keeps the mapping
-    (f,) = m._external_files.values()
+    (f,) = m._state.external_files.values()
     m.close()
-    assert f._mm is None
+    assert not f.mapped
     m2 = tw.open(path)
     kept = m2["a"].numpy()
     m2.close()  # a live view: the mapping closes when it goes
@@ -184,7 +184,7 @@ def test_symlink_inside_the_folder_and_subfolders_are_followed(tmp_path):
     with tw.open(p) as m:
         np.testing.assert_array_equal(m["a"].numpy(), vals)
         np.testing.assert_array_equal(m["b"].numpy(), vals)
-        assert len(m._external_files) == 1  # both names resolve to one file
+        assert len(m._state.external_files) == 1  # both names resolve to one file
 
 
 def test_a_model_without_external_buffers():

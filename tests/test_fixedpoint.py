@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tflite_weights.fixedpoint import effective_scales, quantize_multiplier, requantization
+from tflite_weights.numerics.fixedpoint import effective_scales, quantize_multiplier, requantization
 
 
 def _round_half_away(x: Fraction) -> int:

@@ -14,8 +14,8 @@ import pytest
 
 import tflite_weights as tw
 
-from builders import ModelBuilder, run_interpreter, single_tensor_model
-from conftest import CORPUS, FIXTURES
+from tests.support.builders import ModelBuilder, run_interpreter, single_tensor_model
+from tests.support.paths import CORPUS, FIXTURES
 
 # -- Buffers: where values are, and what "no data" means -----------------------------------
 

@@ -21,9 +21,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import fuzzing
+from tests.support import fuzzing
 import tflite_weights as tw
-from conftest import CORPUS
+from tests.support.paths import CORPUS
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REGRESSIONS = os.path.join(HERE, "regressions")
@@ -200,7 +200,7 @@ def _many_tensors(n: int, damaged) -> bytes:
     (an offset of 0 points at itself: no table there)."""
     import struct
 
-    from builders import ModelBuilder
+    from tests.support.builders import ModelBuilder
     b = ModelBuilder()
     sg = b.subgraph()
     for i in range(n):
@@ -253,7 +253,7 @@ def test_verify_stops_after_max_defects_on_a_vector_of_garbage():
 
     import numpy as np
 
-    from builders import ModelBuilder
+    from tests.support.builders import ModelBuilder
     from tflite_weights import verify
     b = ModelBuilder()
     sg = b.subgraph()
@@ -287,8 +287,8 @@ def test_a_refused_vector_is_counted_once_however_often_it_is_asked_for(monkeypa
 
     import numpy as np
 
-    from builders import ModelBuilder
-    from tflite_weights import _flatbuffer
+    from tests.support.builders import ModelBuilder
+    from tflite_weights.format import flatbuffer as _flatbuffer
     b = ModelBuilder()
     sg = b.subgraph()
     x = sg.tensor("x", "FLOAT32", [1])
@@ -332,7 +332,7 @@ def test_verify_refuses_the_shapes_the_interpreter_finds_too_large(tmp_path):
     count had 5,400 digits, too many for its message)."""
     pytest.importorskip("ai_edge_litert.interpreter")
     from tflite_weights import verify
-    from builders import ModelBuilder
+    from tests.support.builders import ModelBuilder
     with fuzzing.InterpreterPool() as pool:
         for shape, type_name, refused in _BYTES_REQUIRED:
             b = ModelBuilder()
@@ -349,12 +349,14 @@ def test_verify_refuses_the_shapes_the_interpreter_finds_too_large(tmp_path):
 @pytest.mark.parametrize("type_name,per_byte", [("INT2", 4), ("INT4", 2), ("INT8", 1)])
 def test_the_largest_legitimate_expansions_stay_within_the_allocation_bound(type_name,
                                                                             per_byte):
-    """1 MiB of per-channel quantized weights, dequantized to float32 by the whole
-    exercise: INT2 is the package's largest fixed expansion of stored bytes (see
-    fuzzing.memory_bound).  The bound must hold it, with room to spare."""
+    """1 MiB of per-channel quantized weights, unpacked and dequantized to float32 by
+    the whole exercise: INT2 is the package's largest expansion of stored bytes (16
+    bytes of float32 per stored byte).  Those arrays are what was asked for; beyond
+    them, the temporaries must stay within the bound's share of the file (see
+    fuzzing.memory_bound), with room to spare."""
     import numpy as np
 
-    from builders import ModelBuilder
+    from tests.support.builders import ModelBuilder
     n = per_byte << 20
     rows = n // 1024
     b = ModelBuilder()
@@ -365,5 +367,8 @@ def test_the_largest_legitimate_expansions_stay_within_the_allocation_bound(type
     data = b.finish()
     r = fuzzing.run_case(data, type_name)
     check(r)
-    assert r.peak > 16 * per_byte << 20  # the float32 values were made
-    assert r.peak < 0.75 * fuzzing.memory_bound(len(data))
+    assert r.peak > 4 * per_byte << 20  # the float32 values were made
+    outputs = r.peak_bound - fuzzing.memory_bound(len(data))
+    assert outputs >= 4 * per_byte << 20
+    # beyond the arrays handed out, little more than the fixed floor
+    assert r.peak - outputs < fuzzing.MEMORY_FLOOR

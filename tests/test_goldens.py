@@ -16,7 +16,7 @@ import pytest
 import tflite_weights as tw
 from tflite_weights.testing import Report, compare_with_dump
 
-from conftest import FIXTURES
+from tests.support.paths import FIXTURES
 
 GOLDENS = os.path.join(FIXTURES, "goldens")
 NAMES = sorted(f[:-5] for f in os.listdir(GOLDENS) if f.endswith(".json")) \

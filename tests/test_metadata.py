@@ -19,13 +19,13 @@ from flatbuffers import number_types as N
 from flatbuffers.table import Table as FbTable
 
 import tflite_weights
-from tflite_weights import metadata
+from tflite_weights.format import nested
 from tflite_weights.errors import InvalidModelError
 
-from builders import S, ModelBuilder, conversion_metadata_bytes, support_metadata_bytes
+from tests.support.builders import S, ModelBuilder, conversion_metadata_bytes, support_metadata_bytes
 
 HERE = os.path.dirname(__file__)
-from conftest import CORPUS  # noqa: E402
+from tests.support.paths import CORPUS  # noqa: E402
 MODELS = sorted(f for f in os.listdir(CORPUS) if not f.endswith(".md")) \
     if os.path.isdir(CORPUS) else []
 READABLE = [f for f in MODELS if f != "litert_invalid_model.bin"]
@@ -142,7 +142,7 @@ def test_corpus_conversion_metadata_facts():
 @pytest.mark.parametrize("name", READABLE)
 def test_corpus_describe_is_json_and_has_no_errors(name):
     model = tflite_weights.open(os.path.join(CORPUS, name))
-    d = metadata.describe(model)
+    d = model.describe()
     text = json.dumps(d)
     assert '"error"' not in text
     assert d["compression_metadata"] is False
@@ -187,14 +187,14 @@ def test_buffer_location_and_compression_metadata_are_reported():
     data = _model_with({"buffer_location": b"outside flatbuffers",
                         "COMPRESSION_METADATA": b"\0" * 16})
     model = tflite_weights.open(data)
-    assert metadata.buffer_location(model) == "outside flatbuffers"
-    assert metadata.compression_metadata_present(model) is True
-    d = metadata.describe(model)
+    assert model.buffer_location == "outside flatbuffers"
+    assert model.has_compression_metadata is True
+    d = model.describe()
     assert d["buffer_location"] == "outside flatbuffers"
     assert d["compression_metadata"] is True
     plain = tflite_weights.open(_model_with({}))
-    assert metadata.buffer_location(plain) is None
-    assert metadata.compression_metadata_present(plain) is False
+    assert plain.buffer_location is None
+    assert plain.has_compression_metadata is False
 
 
 def test_metadata_entry_with_missing_buffer_raises_naming_it():
@@ -205,7 +205,7 @@ def test_metadata_entry_with_missing_buffer_raises_naming_it():
     model = tflite_weights.open(b.finish())  # opening does not read metadata
     with pytest.raises(InvalidModelError, match="metadata 'min_runtime_version'.*buffer 99"):
         model.min_runtime_version
-    d = metadata.describe(model)
+    d = model.describe()
     assert "error" in d["min_runtime_version"]
     assert "buffer 99" in d["metadata"][0]["error"]
 
@@ -220,7 +220,7 @@ def test_conversion_metadata_round_trip():
         sparsity_block_sizes=[[1, 4], [16]])
     model = tflite_weights.open(_model_with({"CONVERSION_METADATA": raw}))
     cm = model.conversion_metadata
-    assert cm.environment == metadata.Environment("2.21.0", 2, "PYTORCH", 2**64 - 5)
+    assert cm.environment == nested.Environment("2.21.0", 2, "PYTORCH", 2**64 - 5)
     assert cm.options.model_optimization_modes == ("PTQ_DYNAMIC_RANGE", "BLOCK_SPARSITY",
                                                    "<4242>")
     assert cm.options.allow_custom_ops and cm.options.force_select_tf_ops
@@ -243,7 +243,7 @@ def test_conversion_metadata_is_read_in_place_without_a_copy():
     raw = conversion_metadata_bytes(tensorflow_version="x" * 40)
     data = _model_with({"CONVERSION_METADATA": raw})
     model = tflite_weights.open(data)
-    entry = metadata.metadata_entry(model, "CONVERSION_METADATA")
+    entry = {e.name: e for e in model.metadata_entries()}.get("CONVERSION_METADATA")
     assert data[entry.offset:entry.offset + entry.size] == raw
     assert model.conversion_metadata.environment.tensorflow_version == "x" * 40
 
@@ -256,7 +256,7 @@ def test_damaged_conversion_metadata_raises_naming_the_entry_when_read(damage):
     assert model.min_runtime_version is None  # the rest of the model reads
     with pytest.raises(InvalidModelError, match="metadata 'CONVERSION_METADATA'"):
         model.conversion_metadata
-    assert "CONVERSION_METADATA" in metadata.describe(model)["conversion_metadata"]["error"]
+    assert "CONVERSION_METADATA" in model.describe()["conversion_metadata"]["error"]
 
 
 def test_nested_reads_stay_inside_the_entry():
@@ -313,7 +313,7 @@ def test_fixture_conversion_metadata_matches_its_recipe(name, entry):
     if recipe.get("use_buffer_offset"):
         # the converter skips conversion metadata for buffer-offset models (lite.py)
         assert cm is None
-        assert metadata.buffer_location(model) == "outside flatbuffers"
+        assert model.buffer_location == "outside flatbuffers"
         return
     assert cm is not None
     modes = set(cm.model_optimization_modes)
@@ -369,7 +369,7 @@ def _appended_in_place(model: bytes, files: dict) -> bytes:
 
 def test_tflite_metadata_is_decoded():
     model = tflite_weights.open(_model_with({"TFLITE_METADATA": _support()}))
-    sm = metadata.tflite_metadata(model)
+    sm = model.tflite_metadata
     assert (sm.name, sm.description, sm.version, sm.author, sm.license,
             sm.min_parser_version) == ("classifier", "Finds cats", "v3", "someone",
                                        "Apache-2.0", "1.2.1")
@@ -392,7 +392,7 @@ def test_associated_files_in_an_appended_zip(style):
     else:
         data = base + _zip(files, comment=b"packed" if style == "with_comment" else b"")
     model = tflite_weights.open(data)
-    af = metadata.associated_files(model)
+    af = model.associated_files
     assert af.present
     assert dict(af) == {"labels.txt": len(LABELS), "vocab.txt": len(VOCAB)}
     assert af.read("labels.txt") == LABELS
@@ -403,17 +403,17 @@ def test_associated_files_in_an_appended_zip(style):
         af.read("x.txt")
     # the model itself still reads: trailing bytes are not part of the flatbuffer
     assert model.tensors[0].name == "x"
-    assert metadata.tflite_metadata(model).name == "classifier"
-    d = metadata.describe(model)
+    assert model.tflite_metadata.name == "classifier"
+    d = model.describe()
     assert {f["name"] for f in d["associated_files"]} == set(files)
     json.dumps(d)
 
 
 def test_no_zip_gives_an_empty_mapping():
     model = tflite_weights.open(_model_with({}, trailing=b"PK\x05\x06" + b"\0" * 14 + b"\xff\xff"))
-    af = metadata.associated_files(model)
+    af = model.associated_files
     assert not af.present and len(af) == 0 and dict(af) == {}
-    assert metadata.describe(model)["associated_files"] == []
+    assert model.describe()["associated_files"] == []
 
 
 def test_eocd_bytes_inside_a_weight_are_not_an_archive():
@@ -422,7 +422,7 @@ def test_eocd_bytes_inside_a_weight_are_not_an_archive():
     b.subgraph().tensor("w", "UINT8", [len(fake_eocd) * 4],
                         np.frombuffer(fake_eocd * 4, np.uint8))
     model = tflite_weights.open(b.finish())
-    assert not metadata.associated_files(model).present
+    assert not model.associated_files.present
 
 
 def test_damaged_zip_directory_raises():
@@ -431,8 +431,8 @@ def test_damaged_zip_directory_raises():
     damaged = data[:cd] + b"XX" + data[cd + 2:]
     model = tflite_weights.open(damaged)
     with pytest.raises(InvalidModelError, match="associated files: the zip archive"):
-        metadata.associated_files(model)
-    assert "error" in metadata.describe(model)["associated_files"]
+        model.associated_files
+    assert "error" in model.describe()["associated_files"]
 
 
 def test_damaged_zip_member_raises_when_read():
@@ -440,7 +440,7 @@ def test_damaged_zip_member_raises_when_read():
     local = data.rfind(b"PK\x03\x04")
     data[local + 40] ^= 0xFF  # inside the compressed bytes
     model = tflite_weights.open(bytes(data))
-    af = metadata.associated_files(model)
+    af = model.associated_files
     assert list(af) == ["labels.txt"]
     with pytest.raises(InvalidModelError, match="associated files"):
         af.read("labels.txt")
@@ -452,14 +452,14 @@ def test_zip_directory_pointing_before_the_file_raises():
     z[eocd + 16:eocd + 20] = (10**6).to_bytes(4, "little")  # central directory offset
     model = tflite_weights.open(_model_with({}) + bytes(z))
     with pytest.raises(InvalidModelError, match="does not fit before it"):
-        metadata.associated_files(model)
+        model.associated_files
 
 
 def test_tflite_metadata_with_wrong_identifier_raises_naming_the_entry():
     model = tflite_weights.open(_model_with({"TFLITE_METADATA": support_metadata_bytes(
         name="x", identifier=b"XXXX")}))
     with pytest.raises(InvalidModelError, match=r"metadata 'TFLITE_METADATA'.*b'M001'"):
-        metadata.tflite_metadata(model)
+        model.tflite_metadata
 
 
 def test_describe_collects_every_part():
@@ -468,7 +468,7 @@ def test_describe_collects_every_part():
                         "TFLITE_METADATA": _support(),
                         "reduced_precision_support": b"fp16accfp32"},
                        trailing=_zip({"labels.txt": LABELS}))
-    d = metadata.describe(tflite_weights.open(data))
+    d = tflite_weights.open(data).describe()
     assert d["min_runtime_version"] == "2.1.0"
     assert d["conversion_metadata"]["options"]["model_optimization_modes"] == ["PTQ_FLOAT16"]
     assert d["tflite_metadata"]["name"] == "classifier"
@@ -488,7 +488,7 @@ def test_decoded_caches_do_not_keep_the_model_alive():
     data = _model_with({"CONVERSION_METADATA": conversion_metadata_bytes(),
                         "TFLITE_METADATA": _support()}, trailing=_zip({"a.txt": b"a"}))
     model = tflite_weights.open(data)
-    metadata.describe(model)
+    model.describe()
     list(model.weights())
     model.tensors[0].consumers
     ref = weakref.ref(model)
@@ -538,7 +538,7 @@ def test_mutated_support_metadata_decodes_or_raises_the_package_error(flips, cut
     raw = _mutate(_SM, flips)[:cut or None]
     model = tflite_weights.open(_model_with({"TFLITE_METADATA": raw}))
     try:
-        sm = metadata.tflite_metadata(model)
+        sm = model.tflite_metadata
     except InvalidModelError as e:
         assert "TFLITE_METADATA" in str(e)
     else:
@@ -560,7 +560,7 @@ def test_mutated_zip_tail_lists_and_reads_or_raises_the_package_error(flips):
         data[len(data) - 1 - pos] = value  # the archive's end: directory and last file
     model = tflite_weights.open(bytes(data))
     try:
-        af = metadata.associated_files(model)
+        af = model.associated_files
         names = list(af)
     except TFLiteWeightsError:
         return
@@ -599,10 +599,58 @@ def test_a_member_shorter_than_its_directory_entry_is_refused():
     cd = data.rfind(b"PK\x01\x02")  # the last directory entry: vocab.txt
     assert data[cd + 46:cd + 46 + 9] == b"vocab.txt"
     size = int.from_bytes(data[cd + 24:cd + 28], "little")
-    data[cd + 24:cd + 28] = (size + (1 << 24)).to_bytes(4, "little")  # uncompressed size
+    data[cd + 24:cd + 28] = (size + 1000).to_bytes(4, "little")  # uncompressed size
     model = tflite_weights.open(bytes(data))
-    af = metadata.associated_files(model)
-    assert af["vocab.txt"] == size + (1 << 24)
+    af = model.associated_files
+    assert af["vocab.txt"] == size + 1000
     assert af.read("labels.txt") == LABELS
-    with pytest.raises(InvalidModelError, match="declares 16777516 bytes but holds 300"):
+    with pytest.raises(InvalidModelError, match="declares 1300 bytes but holds 300"):
         af.read("vocab.txt")
+
+
+def test_a_member_cannot_expand_past_its_bound():
+    """A small archive member that claims (or decompresses to) far more than its
+    compressed bytes is refused before anything that size is allocated; ``max_size``
+    bounds any member."""
+    data = bytearray(_ZIPPED)
+    cd = data.rfind(b"PK\x01\x02")
+    size = int.from_bytes(data[cd + 24:cd + 28], "little")
+    data[cd + 24:cd + 28] = (size + (1 << 24)).to_bytes(4, "little")
+    af = tflite_weights.open(bytes(data)).associated_files
+    with pytest.raises(InvalidModelError, match=r"'vocab.txt' declares 16777516 bytes, more "
+                       r"than the \d+ bytes a read may expand to"):
+        af.read("vocab.txt")
+    af = tflite_weights.open(_ZIPPED).associated_files
+    assert af.read("vocab.txt", max_size=300) == VOCAB[:300]
+    with pytest.raises(InvalidModelError, match="more than the 299 bytes"):
+        af.read("vocab.txt", max_size=299)
+
+
+def test_a_bzip2_bomb_is_refused_without_inflating_it():
+    """1 GiB of zeros compresses to a few hundred bytes with bzip2; whatever size its
+    directory entry declares, reading it allocates at most the bound."""
+    import bz2
+    import tracemalloc
+    bomb = bz2.compress(bytes(64 << 20))  # 64 MiB of zeros: 70 compressed bytes
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_BZIP2) as zf:
+        zf.writestr("small.txt", b"ok")
+    raw = bytearray(buf.getvalue())
+    # swap in the bomb's compressed stream, declaring a small size
+    z = zipfile.ZipFile(io.BytesIO(bytes(raw)))
+    info = z.infolist()[0]
+    start = info.header_offset + 30 + len(info.filename)
+    raw = raw[:start] + bomb + raw[start + info.compress_size:]
+    cd = raw.rfind(b"PK\x01\x02")
+    raw[cd + 20:cd + 24] = len(bomb).to_bytes(4, "little")  # compressed size
+    eocd = raw.rfind(b"PK\x05\x06")
+    raw[eocd + 16:eocd + 20] = cd.to_bytes(4, "little")  # directory offset
+    af = tflite_weights.open(_model_with({}) + bytes(raw)).associated_files
+    tracemalloc.start()
+    try:
+        with pytest.raises(InvalidModelError, match="small.txt"):
+            af.read("small.txt")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20

@@ -15,12 +15,13 @@ import numpy as np
 import pytest
 
 import tflite_weights
-from tflite_weights import _schema, operators
+from tflite_weights import operators
+from tflite_weights.format import schema as _schema
 from tflite_weights.errors import InvalidModelError
 
-from builders import S, ModelBuilder, add_opcode
+from tests.support.builders import S, ModelBuilder, add_opcode
 
-from conftest import CORPUS  # noqa: E402
+from tests.support.paths import CORPUS  # noqa: E402
 MODELS = sorted(f for f in os.listdir(CORPUS) if not f.endswith(".md")) \
     if os.path.isdir(CORPUS) else []
 READABLE = [f for f in MODELS if f != "litert_invalid_model.bin"]
@@ -478,9 +479,9 @@ def test_graph_index_is_built_once_per_subgraph():
     model = tflite_weights.open(_fc_model().finish())
     sg = model.subgraphs[0]
     sg.tensors[0].consumers
-    index = operators._GRAPHS[sg]
+    index = operators._graph(sg)
     sg.tensors[3].producers
-    assert operators._GRAPHS[sg] is index
+    assert operators._graph(sg) is index
     assert [op.index for op in sg.tensors[3].producers] == [0]
     assert sg.tensors[3].consumers == ()
 
@@ -488,14 +489,15 @@ def test_graph_index_is_built_once_per_subgraph():
 def test_operators_are_not_decoded_until_asked():
     model = tflite_weights.open(_fc_model().finish())
     ops = model.subgraphs[0].operators
-    assert ops[0]._t is None
+    assert "operator" not in model._state.decoded()
     assert ops[0].opcode == "FULLY_CONNECTED"
+    assert "operator" in model._state.decoded()
 
 
 def test_operator_codes_lists_every_entry():
     b = _fc_model()
     add_opcode(b, 0, 3)
-    codes = operators.operator_codes(tflite_weights.open(b.finish()))
+    codes = tflite_weights.open(b.finish()).operator_codes
     assert [c.name for c in codes] == ["FULLY_CONNECTED", "CONV_2D"]
 
 

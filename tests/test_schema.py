@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from tflite_weights import _schema
+from tflite_weights.format import schema as _schema
 
 gen = pytest.importorskip("ai_edge_litert.schema_py_generated")
 

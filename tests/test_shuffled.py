@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 
 import tflite_weights as tw
-from builders import S, ModelBuilder, run_interpreter
-from tflite_weights.shuffled import (dequantize_fc_weights, is_shuffled_fc_weights,
-                                     shuffle_4x16, unshuffle_4x16, unshuffle_fc_weights)
+from tests.support.builders import S, ModelBuilder, run_interpreter
+from tflite_weights.numerics.shuffled import shuffle_4x16, unshuffle_4x16
+from tflite_weights.operators import (dequantize_fc_weights, is_shuffled_fc_weights,
+                                      unshuffle_fc_weights)
 
 
 def shuffle_by_loops(w):

@@ -16,9 +16,9 @@ import pytest
 import tflite_weights
 from tflite_weights.errors import InvalidModelError
 
-from builders import S, ModelBuilder
+from tests.support.builders import S, ModelBuilder
 
-from conftest import CORPUS  # noqa: E402
+from tests.support.paths import CORPUS  # noqa: E402
 MODELS = sorted(f for f in os.listdir(CORPUS) if not f.endswith(".md")) \
     if os.path.isdir(CORPUS) else []
 READABLE = [f for f in MODELS if f != "litert_invalid_model.bin"]

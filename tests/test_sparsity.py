@@ -9,10 +9,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tflite_weights as tw
-from builders import ModelBuilder, run_interpreter
-from tflite_weights.sparsity import MAX_DENSIFY_RATIO
+from tests.support.builders import ModelBuilder, run_interpreter
+from tflite_weights.numerics.sparsity import MAX_DENSIFY_RATIO
 
-from conftest import corpus_path as corpus  # noqa: E402
+from tests.support.paths import corpus_path as corpus  # noqa: E402
 
 
 # -- an encoder written independently of the reader: loops, one level at a time ----------

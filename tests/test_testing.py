@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 
 import tflite_weights as tw
-from tflite_weights import dtypes, testing
-from tflite_weights import model as model_module
+from tflite_weights import state as state_module, testing
+from tflite_weights.format import types as dtypes
 from tflite_weights.testing import (Difference, Report, assert_matches_interpreter,
                                     compare_with_dump, compare_with_interpreter)
 
-from builders import ModelBuilder
-from conftest import FIXTURES, corpus_files
+from tests.support.builders import ModelBuilder
+from tests.support.paths import FIXTURES, corpus_files
 
 needs_interpreter = pytest.mark.skipif(not testing.interpreter_available(),
                                        reason="no TFLite interpreter installed")
@@ -570,9 +570,9 @@ def test_a_float16_reader_with_the_wrong_byte_order_is_caught(monkeypatch):
     code = next(c for c, info in dtypes.TYPES.items() if info.name == "FLOAT16")
     wrong = np.dtype(">f2")
     monkeypatch.setitem(dtypes.TYPES, code, dataclasses.replace(dtypes.TYPES[code], dtype=wrong))
-    table = model_module._DTYPE_TABLE.copy()
+    table = state_module._DTYPE_TABLE.copy()
     table[code] = wrong
-    monkeypatch.setattr(model_module, "_DTYPE_TABLE", table)
+    monkeypatch.setattr(state_module, "_DTYPE_TABLE", table)
     with tw.open(os.path.join(FIXTURES, "float16.tflite")) as m:
         # the patch took: same bytes as the interpreter's array, other dtype
         t = m.subgraphs[0].tensors[halves[0]["index"]]

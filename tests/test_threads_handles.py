@@ -30,9 +30,9 @@ import zlib
 import numpy as np
 import pytest
 
-import fuzzing
+from tests.support import fuzzing
 import tflite_weights as tw
-from builders import S, ModelBuilder
+from tests.support.builders import S, ModelBuilder
 
 
 def fd_count() -> int:
@@ -336,7 +336,7 @@ def test_after_close_members_give_what_they_gave_or_closed_model_error(tmp_path)
             # a value on a path the first walk did not take comes from the caches: the
             # mapping is gone (below), so reading the file would have failed
         assert mappings_of(path) == 0
-        assert m._fbuf.u8 is None and m._mapping is None
+        assert m._state.fb.u8 is None and m._state.source.mapping is None
 
 
 def test_a_model_closed_before_any_read_raises_closed_model_error_everywhere(tmp_path):

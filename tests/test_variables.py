@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 import tflite_weights as tw
-from builders import S, ModelBuilder
+from tests.support.builders import S, ModelBuilder
 from tflite_weights.variables import init_subgraphs
 
-from conftest import corpus_path as corpus  # noqa: E402
+from tests.support.paths import corpus_path as corpus  # noqa: E402
 
 
 def test_variable_tensor_has_no_data_and_says_why():

@@ -18,12 +18,12 @@ import numpy as np
 import pytest
 
 import tflite_weights
-from tflite_weights import _schema
+from tflite_weights.format import schema as _schema
 from tflite_weights import verify as V
 from tflite_weights.verify import Defect, errors_of, verify
 
-from builders import S, ModelBuilder
-import conftest  # noqa: E402
+from tests.support.builders import S, ModelBuilder
+from tests.support import paths as conftest
 
 CORPUS = Path(conftest.CORPUS)
 needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason="no ../shared/corpus")
@@ -286,7 +286,7 @@ def test_warnings_do_not_make_a_model_unsound():
 
 def _root(data):
     m = tflite_weights.open(bytes(data))
-    return m, m._root
+    return m, m._state.root
 
 
 def _slot(table, field):

@@ -37,11 +37,12 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from tflite_weights import _schema
+from tflite_weights.format import schema as _schema
 from tflite_weights import verify as V
+from tflite_weights.numerics import quantization, values
 from tflite_weights.errors import InvalidModelError
 
-from builders import S, ModelBuilder, _quant, _sparsity, conversion_metadata_bytes
+from tests.support.builders import S, ModelBuilder, _quant, _sparsity, conversion_metadata_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI_DOC = ROOT / "docs" / "cli.md"
@@ -561,6 +562,15 @@ def _per_channel(shape, n, axis):
     return start
 
 
+def _scalar_constant():
+    """The base model with ``c`` a scalar (one stored byte, one scale)."""
+    b = base()
+    t = _t(b, 1)
+    t.shape = []
+    b.m.buffers[t.buffer].data = np.array([7], np.uint8)
+    return b
+
+
 def _set_quant(name: str, **values):
     def edit(b):
         for k, v in values.items():
@@ -887,6 +897,11 @@ CASES = [
          r"^tensor 'c' of shape \[4\] has quantized_dimension 3, outside \[0, 1\); the "
          r"interpreter refuses this, TFLite Micro ignores it, and the 4 scale\(s\) can only "
          r"apply along axis 0$", W),
+    Case("quantization-per-channel-scalar",
+         tweak(_set_quant("four_scales", scale=[0.5] * 4, zeroPoint=[0] * 4), _scalar_constant),
+         T1 + ".quantization",
+         r"^tensor 'c' is a scalar with 4 scales \(the interpreter accepts it; they cannot "
+         r"apply to one value\)$", W),
     Case("quantization-scale-count",
          tweak(_set_quant("three_scales", scale=[0.5] * 3, zeroPoint=[0] * 3),
                _per_channel([1, 4], 4, 1)), T1 + ".quantization",
@@ -1029,8 +1044,30 @@ def test_verify_names_exactly_the_rules_of_its_table():
     written = {n.value for n in ast.walk(tree)
                if isinstance(n, ast.Constant) and isinstance(n.value, str)
                and _KEBAB.match(n.value) and id(n) not in in_table} - NOT_RULES
+    # the rules verify shares with the reader are stated once, where the reader has them
+    for module in (quantization, values):
+        found = _finding_rules(Path(module.__file__).read_text())
+        assert found, module.__name__
+        written |= found
     assert written - set(V.RULES) == set(), "identifiers not in RULES"
     assert set(V.RULES) - written == set(), "rules never reported"
+
+
+def _finding_rules(source: str) -> "set[str]":
+    """Rule identifiers a module gives its findings: the first argument of every
+    ``Finding(...)`` call and the first element of every ``("rule", text)`` pair."""
+    tree = ast.parse(source)
+    out = set()
+    for n in ast.walk(tree):
+        first = None
+        if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "Finding" and n.args:
+            first = n.args[0]
+        elif isinstance(n, ast.Tuple) and len(n.elts) == 2:
+            first = n.elts[0]
+        if isinstance(first, ast.Constant) and isinstance(first.value, str) \
+                and _KEBAB.match(first.value):
+            out.add(first.value)
+    return out
 
 
 def test_rules_are_well_formed():

@@ -19,8 +19,8 @@ from .errors import (
     TFLiteWeightsError,
     UnsupportedError,
 )
+from .format.records import BlockwiseDetails, MultiAxisDetails, Quantization
 from .model import Buffer, Model, Subgraph, Tensor, open
-from .quantization import BlockwiseDetails, MultiAxisDetails, Quantization
 from . import verify  # the module: verify.verify(source) -> list of defects
 
 __version__ = "0.1.0"

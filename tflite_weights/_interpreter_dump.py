@@ -565,6 +565,89 @@ def progress_path(out_json):
     return out_json + ".progress"
 
 
+def _exit_text(rc):
+    return "killed by signal %d" % -rc if rc < 0 else "exit code %d" % rc
+
+
+def _read_progress(path):
+    try:
+        with open(path) as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
+
+def run_dump(model_path, out_json, out_npz, python=None, timeout=300, env=None,
+             max_runs=50):
+    """Run this module on ``model_path`` in a child process until it writes its report,
+    and return the report (the JSON written to ``out_json``; values in ``out_npz``).
+
+    The interpreter can crash on valid models, so each crash is retried with what
+    crashed left out: a tensor read (``--crashed``), or ``allocate_tensors()``
+    (``--no-allocate``: the report then holds what the interpreter says before it,
+    and ``error`` says why).  Any other crash, a timeout, or too many crashes give a
+    report with status "crashed", the ``error``, ``returncode``, ``signal`` and the
+    ``crash_stage`` it happened in, written to ``out_json`` with an empty
+    ``out_npz``, so that a caller always finds both files.  This is the one runner:
+    ``tflite_weights.testing`` and ``scripts/make_fixtures.py`` both use it.
+    """
+    import signal
+    import subprocess
+    python = python or sys.executable
+    progress = progress_path(out_json)
+    skips = []
+    allocate, crash_rc = True, 0
+    rc, stage, stderr = 0, None, ""
+    for _ in range(max_runs):
+        if os.path.exists(progress):
+            os.remove(progress)
+        cmd = [python, os.path.abspath(__file__), os.fspath(model_path), out_json, out_npz]
+        for spec in skips:
+            cmd += ["--crashed", spec]
+        if not allocate:
+            cmd.append("--no-allocate")
+        try:
+            proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  env=env, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            rc, stage, stderr = None, _read_progress(progress), ""
+            break
+        rc = proc.returncode
+        if rc == 0 and os.path.exists(out_json):
+            with open(out_json) as f:
+                report = json.load(f)
+            if not allocate:
+                report["error"] = ("allocate_tensors() crashed the interpreter (%s); "
+                                   "compared what it reports before allocation"
+                                   % _exit_text(crash_rc))
+            return report
+        stage = _read_progress(progress)
+        stderr = proc.stderr.decode(errors="replace")
+        if stage and stage.split()[0] in ("pre", "post", "location"):
+            phase, sg, idx = stage.split()[:3]
+            skips.append("%s:%s:%s:%d" % (phase, sg, idx, rc))
+            continue
+        if stage == "allocate_tensors" and allocate:
+            allocate, crash_rc = False, rc
+            continue
+        break
+    else:
+        stage = "too many crashing reads"
+    if rc is None:
+        error = "timed out after %s s" % timeout
+    else:
+        last = stderr.strip().splitlines()[-1:]
+        error = "%s during %s" % (_exit_text(rc), stage or "start-up") + (
+            ": " + last[0] if last else "")
+    report = {"format": FORMAT_VERSION, "status": "crashed", "error": error,
+              "returncode": rc,
+              "signal": signal.Signals(-rc).name if rc is not None and rc < 0 else None,
+              "crash_stage": stage}
+    _write_json(out_json, report)
+    write_npz(out_npz, {})
+    return report
+
+
 def main(argv=None):
     import argparse
     ap = argparse.ArgumentParser(

@@ -20,7 +20,7 @@ import numpy as np
 
 from . import __version__
 from .errors import TensorNotFoundError, TFLiteWeightsError
-from .export.c_header import CExportError
+from .format.types import STRING, TYPES, shape_text
 
 PROG = "tflite-weights"
 JSON_FORMAT_VERSION = 1
@@ -114,12 +114,10 @@ def _jsonable(x):
 
 
 def _optional(fn):
-    """Call a reader feature that may not exist in this version of the package:
-    ``(value, None)``, ``(None, "unavailable")`` or ``(None, error message)``."""
+    """Call a part of the reader that may fail on a damaged model: ``(value, None)``
+    or ``(None, error message)``."""
     try:
         return fn(), None
-    except (ImportError, NotImplementedError):
-        return None, "unavailable"
     except TFLiteWeightsError as e:
         return None, _one_line(e)
 
@@ -128,7 +126,7 @@ def _optional(fn):
 
 
 def _shape_text(shape) -> str:
-    return "[" + ",".join(str(d) for d in shape) + "]"
+    return shape_text(shape, sep=",")
 
 
 def _tensor_row(t):
@@ -170,8 +168,6 @@ def _operator_record(op) -> dict:
 
 def _signatures_record(model):
     sigs, err = _optional(lambda: model.signatures)
-    if err == "unavailable":
-        return None, None
     if err is not None:
         return None, err
     out = []
@@ -188,14 +184,7 @@ def _signatures_record(model):
 
 
 def _metadata_record(model):
-    from importlib import import_module
-
-    def describe():
-        return import_module(".metadata", __package__).describe(model)
-
-    md, err = _optional(describe)
-    if err == "unavailable":
-        return None, None
+    md, err = _optional(model.describe)
     return (_jsonable(md) if md is not None else None), err
 
 
@@ -246,7 +235,7 @@ def cmd_inspect(args) -> int:
                         rec["operators"].append({"index": op.index, "error": msg})
                         errors.append({"where": f"subgraph {sg.index} operator {op.index}",
                                        "message": msg})
-            elif err != "unavailable":
+            else:
                 errors.append({"where": f"subgraph {sg.index} operators", "message": err})
             doc["subgraphs"].append(rec)
         if sigs is not None:
@@ -299,9 +288,7 @@ def cmd_inspect(args) -> int:
             _print()
             if ops is None:
                 _print(f"  operators: {ops_err}")
-                if ops_err != "unavailable":
-                    errors.append({"where": f"subgraph {sg.index} operators",
-                                   "message": ops_err})
+                errors.append({"where": f"subgraph {sg.index} operators", "message": ops_err})
                 continue
             _print("  operators")
             for op in ops:
@@ -372,8 +359,8 @@ def cmd_show(args) -> int:
            + (f", numpy {dtype.name if dtype != object else 'object (bytes)'}"
               if dtype is not None else ""))
     sig = t.shape_signature
-    _print(f"shape         {list(t.shape)} ({t.size} elements)"
-           + (f", signature {list(sig)}" if tuple(sig) != tuple(t.shape) else ""))
+    _print(f"shape         {shape_text(t.shape)} ({t.size} elements)"
+           + (f", signature {shape_text(sig)}" if tuple(sig) != tuple(t.shape) else ""))
     flags = [f for f, on in (("variable", t.is_variable), ("sparse", t.is_sparse)) if on]
     if flags:
         _print(f"flags         {', '.join(flags)}")
@@ -400,7 +387,9 @@ def cmd_show(args) -> int:
         return 0
     values = t.numpy()
     _print(f"stored        {_stats(values)}")
-    if q is not None and t.type not in ("FLOAT32", "FLOAT64", "STRING"):
+    info = TYPES.get(t.type_code)
+    if q is not None and info is not None and info.has_values and info.layout != STRING \
+            and not info.dequantizes_to_itself:
         try:
             deq = t.dequantize()
             _print(f"dequantized   {_stats(deq)}")
@@ -472,7 +461,7 @@ def cmd_export(args) -> int:
 
     try:
         if args.format == "c":
-            from .export.c_header import export_c
+            from .export.c_header import CExportError, export_c
             if args.split:
                 base = args.output[:-2] if args.output.endswith(".h") else args.output
                 hpath, cpath = base + ".h", base + ".c"
@@ -555,142 +544,17 @@ def cmd_verify(args) -> int:
 # -- diff --------------------------------------------------------------------------------------
 
 
-def _pair_tensors(ta, tb):
-    """Match two tensor lists: by name where the name is non-empty and unique in both
-    models, then by index among tensors whose names are empty or repeated."""
-    def unique(ts):
-        seen: dict = {}
-        for t in ts:
-            seen[t.name] = seen.get(t.name, 0) + 1
-        return {t.name: t for t in ts if t.name and seen[t.name] == 1}
-    ua, ub = unique(ta), unique(tb)
-    pairs = []
-    done_a, done_b = set(), set()
-    for name, a in ua.items():
-        b = ub.get(name)
-        if b is not None:
-            pairs.append((a, b))
-            done_a.add(a.index)
-            done_b.add(b.index)
-
-    def by_index(t, uniq):
-        return not t.name or t.name not in uniq
-    rest_b = {t.index: t for t in tb if t.index not in done_b and by_index(t, ub)}
-    removed = []
-    for a in ta:
-        if a.index in done_a:
-            continue
-        b = rest_b.pop(a.index, None) if by_index(a, ua) else None
-        if b is not None:
-            pairs.append((a, b))
-            done_b.add(b.index)
-        else:
-            removed.append(a)
-    added = [t for t in tb if t.index not in done_b]
-    pairs.sort(key=lambda p: p[0].index)
-    return pairs, removed, added
-
-
-def _quant_key(q):
-    if q is None:
-        return None
-    d = q.to_dict()
-    return json.dumps(_jsonable(d), sort_keys=True)
-
-
-def _compare_values(a, b) -> "str | None":
-    ra, rb = a.raw(), b.raw()
-    if ra.size == rb.size and np.array_equal(ra, rb):
-        return None
-    va, vb = a.numpy(), b.numpy()
-    if va.dtype == object:
-        n = int(np.count_nonzero(va.reshape(-1) != vb.reshape(-1)))
-        return f"values differ at {n} of {va.size} strings"
-    if va.dtype.kind == "c":
-        fa, fb = va.astype(np.complex128), vb.astype(np.complex128)
-        diff = np.abs(fa - fb)
-        same = (fa == fb)
-    else:
-        fa, fb = va.astype(np.float64), vb.astype(np.float64)
-        same = (fa == fb) | (np.isnan(fa) & np.isnan(fb))
-        with np.errstate(invalid="ignore"):
-            diff = np.abs(fa - fb)
-    n = int(np.count_nonzero(~same))
-    if n == 0:
-        return "stored bytes differ (the values are equal)"
-    d = diff[~same]
-    text = f"values differ at {n} of {va.size} elements, max |a-b| = {float(np.nanmax(d)):.6g}" \
-        if np.isfinite(d).any() else f"values differ at {n} of {va.size} elements"
-    if a.quantization is not None and a.type not in ("FLOAT32", "FLOAT64"):
-        try:
-            da, db = a.dequantize().astype(np.float64), b.dequantize().astype(np.float64)
-            text += f" (dequantized max |a-b| = {float(np.nanmax(np.abs(da - db))):.6g})"
-        except TFLiteWeightsError:
-            pass
-    return text
-
-
-def _tensor_changes(a, b) -> list:
-    out = []
-    if a.name != b.name:
-        out.append(f"name {a.name!r} -> {b.name!r}")
-    if a.type != b.type:
-        out.append(f"type {a.type} -> {b.type}")
-    if tuple(a.shape) != tuple(b.shape):
-        out.append(f"shape {list(a.shape)} -> {list(b.shape)}")
-    qa, qb = a.quantization, b.quantization
-    if _quant_key(qa) != _quant_key(qb):
-        sa = qa.summary() if qa is not None else "none"
-        sb = qb.summary() if qb is not None else "none"
-        out.append(f"quantization {sa} -> {sb}" if sa != sb else "quantization parameters")
-    if a.has_data != b.has_data:
-        out.append("stored values " + ("removed" if a.has_data else "added"))
-    elif (a.has_data and a.type == b.type and tuple(a.shape) == tuple(b.shape)
-          and a.dtype is not None):
-        v = _compare_values(a, b)
-        if v:
-            out.append(v)
-    return out
-
-
-def _label(t) -> str:
-    return f"{t.index} {t.name!r} {t.type} {_shape_text(t.shape)}"
-
-
 def cmd_diff(args) -> int:
+    from .diff import diff_models
     ma, mb = _open_model(args.a), _open_model(args.b)
-    lines = []
-    sa, sb = ma.subgraphs, mb.subgraphs
-    if len(sa) != len(sb):
-        lines.append(f"subgraphs: {len(sa)} -> {len(sb)}")
-    for i in range(max(len(sa), len(sb))):
-        if i >= len(sa):
-            lines.append(f"subgraph {i}: added ({len(sb[i].tensors)} tensors)")
-            continue
-        if i >= len(sb):
-            lines.append(f"subgraph {i}: removed ({len(sa[i].tensors)} tensors)")
-            continue
-        pairs, removed, added = _pair_tensors(sa[i].tensors, sb[i].tensors)
-        body = []
-        for t in removed:
-            body.append(f"  - removed  {_label(t)}")
-        for t in added:
-            body.append(f"  + added    {_label(t)}")
-        for a, b in pairs:
-            ch = _tensor_changes(a, b)
-            if ch:
-                idx = f"{a.index}" if a.index == b.index else f"{a.index}->{b.index}"
-                body.append(f"  ~ changed  {idx} {a.name!r}: " + "; ".join(ch))
-        if body:
-            lines.append(f"subgraph {i}:")
-            lines.extend(body)
-    if not lines:
+    d = diff_models(ma, mb)
+    if d.empty:
         if not args.quiet:
             _print("no differences")
         return 0
     _print(f"--- {args.a}")
     _print(f"+++ {args.b}")
-    for line in lines:
+    for line in d.lines():
         _print(line)
     return 1
 

@@ -21,214 +21,54 @@ yields every such input that holds a constant, following a ``DEQUANTIZE`` or
 
 from __future__ import annotations
 
-import weakref
 from typing import Iterator
 
-from . import _schema
-from ._flatbuffer import Table
-from .errors import InvalidModelError
+import numpy as np
+
+from .errors import InvalidModelError, QuantizationError, UnsupportedError
+from .format import records, schema
+from .format.records import table_to_dict  # noqa: F401  (the generic decoder, re-exported)
+from .format.types import TYPES
+from .numerics import shuffled
 
 __all__ = [
     "Operator",
     "OperatorCode",
     "WEIGHT_ROLES",
     "LSTM_BASIC_ROLES",
-    "read_operators",
-    "operator_codes",
     "producers_of",
     "consumers_of",
     "weight_roles",
     "stored_constant",
     "iter_weights",
     "table_to_dict",
+    "shuffled_fc_operators",
+    "is_shuffled_fc_weights",
+    "unshuffle_fc_weights",
+    "dequantize_fc_weights",
 ]
-
-_M_OPCODES = _schema.slots("Model", "operator_codes")[0]
-_SG_OPERATORS = _schema.slots("SubGraph", "operators")[0]
-_OC_DEPRECATED, _OC_CUSTOM, _OC_VERSION, _OC_BUILTIN = _schema.slots(
-    "OperatorCode", "deprecated_builtin_code", "custom_code", "version", "builtin_code")
-(_OP_OPCODE, _OP_INPUTS, _OP_OUTPUTS, _OP_OPTIONS, _OP_CUSTOM, _OP_CUSTOM_FORMAT,
- _OP_MUTATING, _OP_INTERMEDIATES, _OP_LARGE_OFFSET, _OP_LARGE_SIZE, _OP_OPTIONS_2,
- _OP_DEBUG) = _schema.slots(
-    "Operator", "opcode_index", "inputs", "outputs", "builtin_options", "custom_options",
-    "custom_options_format", "mutating_variable_inputs", "intermediates",
-    "large_custom_options_offset", "large_custom_options_size", "builtin_options_2",
-    "debug_metadata_index")
-
-_OPTIONS_UNIONS = (
-    (_OP_OPTIONS, "builtin_options", _schema.UNIONS["BuiltinOptions"]),
-    (_OP_OPTIONS_2, "builtin_options_2", _schema.UNIONS["BuiltinOptions2"]),
-)
-
-
-def _label(model) -> str:
-    return model._fbuf.label
-
-
-# -- operator codes -----------------------------------------------------------------
 
 
 class OperatorCode:
-    """One entry of ``Model.operator_codes``."""
+    """One entry of ``Model.operator_codes``: ``code`` is the builtin operator
+    (``max(builtin_code, deprecated_builtin_code)``), ``name`` its BuiltinOperator
+    name (``"<code>"`` for a code newer than this reader's schema)."""
 
     __slots__ = ("index", "code", "name", "custom_code", "version", "builtin_code",
                  "deprecated_builtin_code")
 
-    def __init__(self, index: int, table: Table):
-        self.index = index
-        self.deprecated_builtin_code = table.scalar(_OC_DEPRECATED, "i8", 0,
-                                                    "deprecated_builtin_code")
-        self.builtin_code = table.scalar(_OC_BUILTIN, "i32", 0, "builtin_code")
-        self.code = max(self.builtin_code, self.deprecated_builtin_code)
-        self.name = _schema.enum_name("BuiltinOperator", self.code)
-        self.custom_code = table.string(_OC_CUSTOM, "custom_code")
-        self.version = table.scalar(_OC_VERSION, "i32", 1, "version")
+    def __init__(self, rec: records.OperatorCodeRecord):
+        self.index = rec.index
+        self.code = rec.code
+        self.name = rec.name
+        self.custom_code = rec.custom_code
+        self.version = rec.version
+        self.builtin_code = rec.builtin_code
+        self.deprecated_builtin_code = rec.deprecated_builtin_code
 
     def __repr__(self) -> str:
         custom = f" {self.custom_code!r}" if self.custom_code is not None else ""
         return f"<OperatorCode {self.index}: {self.name}{custom} v{self.version}>"
-
-
-class _Codes:
-    """The model's operator codes, each decoded when first used.  Holds no
-    reference to the model (it is the value of a weak-keyed cache)."""
-
-    __slots__ = ("label", "vec", "cache")
-
-    def __init__(self, model):
-        model._check_open()
-        self.label = _label(model)
-        self.vec = model._root.tables(_M_OPCODES, "operator_codes") or ()
-        self.cache: dict[int, OperatorCode] = {}
-
-    def get(self, index: int, where: str) -> OperatorCode:
-        oc = self.cache.get(index)
-        if oc is None:
-            n = len(self.vec)
-            if not 0 <= index < n:
-                raise InvalidModelError(
-                    f"{self.label}: {where}.opcode_index is {index}, but the model "
-                    f"has {n} operator codes")
-            oc = self.cache[index] = OperatorCode(index, self.vec[index])
-        return oc
-
-
-_CODES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
-def _codes(model) -> _Codes:
-    c = _CODES.get(model)
-    if c is None:
-        c = _CODES[model] = _Codes(model)
-    return c
-
-
-def operator_codes(model) -> "tuple[OperatorCode, ...]":
-    """Every entry of ``Model.operator_codes``, in file order."""
-    c = _codes(model)
-    return tuple(c.get(i, "operator_codes") for i in range(len(c.vec)))
-
-
-# -- options, decoded generically from the schema tables ------------------------------
-
-
-def _string_at(fb, pos: int, where: str) -> str:
-    target = pos + fb.u32(pos, where)
-    n = fb.u32(target, where)
-    raw = fb.bytes_at(target + 4, n, where)
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return raw.decode("utf-8", "backslashreplace")
-
-
-def _enum_name(enums, enum: str, value: int) -> str:
-    # the notation's parser leaves the closing bracket on a vector's enum: "[i32@E]"
-    return enums[enum].get(value, f"<{value}>")
-
-
-def _scalar(f, v, enums=_schema.ENUMS):
-    if f.elem == "bool":
-        return bool(v)
-    if f.elem in ("f32", "f64"):
-        return float(v)
-    if f.enum is not None:
-        return _enum_name(enums, f.enum, v)
-    return v
-
-
-def table_to_dict(table: Table, tdef, tables=None, enums=None) -> dict:
-    """Every field of ``table`` (described by the schema's ``TableDef``) as a dict.
-
-    Scalars take their schema default when absent; enums give their name
-    (``"<n>"`` when unknown to the schema); vectors give lists and strings
-    ``str`` (None when absent); nested tables give dicts; a union gives the
-    member's name under ``<field>_type`` and its table under ``<field>``.
-    """
-    tables = _schema.TABLES if tables is None else tables
-    enums = _schema.ENUMS if enums is None else enums
-    out: dict = {}
-    for f in tdef.fields:
-        kind, name, slot = f.kind, f.name, f.slot
-        if kind == "scalar":
-            out[name] = _scalar(f, table.scalar(slot, f.elem, f.default, name), enums)
-        elif kind == "vector":
-            if not table.has(slot):
-                out[name] = None
-            elif f.elem in ("f32", "f64", "i64", "u64"):
-                # numpy, not struct: struct's "<l"/"<L" (numpy's int64 codes) are 4 bytes
-                out[name] = table.array(slot, f.elem, name).tolist()
-            else:
-                vals = table.ints(slot, f.elem, name)
-                if f.elem == "bool":
-                    out[name] = [bool(x) for x in vals]
-                elif f.enum is not None:
-                    out[name] = [_enum_name(enums, f.enum, x) for x in vals]
-                else:
-                    out[name] = list(vals)
-        elif kind == "string":
-            out[name] = table.string(slot, name)
-        elif kind == "vector_string":
-            v = table.vector(slot, 4, name)
-            if v is None:
-                out[name] = None
-            else:
-                where = f"{table.where}.{name}"
-                out[name] = [_string_at(table.fb, v[0] + 4 * i, where) for i in range(v[1])]
-        elif kind == "table":
-            sub = table.table(slot, name)
-            out[name] = None if sub is None else table_to_dict(sub, tables[f.elem], tables,
-                                                               enums)
-        elif kind == "vector_table":
-            vec = table.tables(slot, name)
-            out[name] = None if vec is None else [
-                table_to_dict(t, tables[f.elem], tables, enums) for t in vec]
-        elif kind == "union":
-            code, sub = table.union(slot - 1, slot, name)
-            members = _schema.UNIONS.get(f.elem, ())
-            if code == 0:
-                out[name + "_type"], out[name] = None, None
-            elif code <= len(members):
-                member = members[code - 1]
-                out[name + "_type"] = member
-                out[name] = None if sub is None else table_to_dict(sub, tables[member], tables,
-                                                                   enums)
-            else:
-                out[name + "_type"], out[name] = f"<{code}>", None
-    return out
-
-
-def _defaults(tdef) -> dict:
-    """The dict :func:`table_to_dict` gives for a table that sets no field."""
-    out: dict = {}
-    for f in tdef.fields:
-        if f.kind == "scalar":
-            out[f.name] = _scalar(f, f.default)
-        elif f.kind == "union":
-            out[f.name + "_type"], out[f.name] = None, None
-        else:
-            out[f.name] = None
-    return out
 
 
 # -- operators ---------------------------------------------------------------------------
@@ -242,35 +82,28 @@ class Operator:
     ``outputs`` are tensor indices of the same subgraph, ``-1`` marking an
     omitted optional input.  ``input_tensors`` gives the Tensor objects
     (None for ``-1``).  ``options`` is the builtin options table as a dict.
+    Nothing is decoded until asked for: a damaged operator raises
+    :class:`InvalidModelError` only when its bad part is used.
     """
 
-    __slots__ = ("_sg", "index", "_vec", "_t", "_inputs", "_outputs", "_options",
-                 "__weakref__")
+    __slots__ = ("_sg", "index", "_state", "__weakref__")
 
-    def __init__(self, subgraph, index: int, vec):
+    def __init__(self, subgraph, index: int, state):
         self._sg = subgraph
         self.index = index
-        self._vec = vec
-        self._t: Table | None = None
-        self._inputs = None
-        self._outputs = None
-        self._options = None
+        self._state = state
 
     # -- decoding -------------------------------------------------------------------
     @property
-    def _table(self) -> Table:
-        t = self._t
-        if t is None:
-            self._sg.model._check_open()
-            t = self._t = self._vec[self.index]
-        return t
+    def _record(self) -> records.OperatorRecord:
+        return self._state.operator(self._sg.index, self.index)
 
     @property
     def _where(self) -> str:
         return f"subgraphs[{self._sg.index}].operators[{self.index}]"
 
     def _error(self, what: str) -> InvalidModelError:
-        return InvalidModelError(f"{_label(self._sg.model)}: {self._where}: {what}")
+        return self._state.error(self._where, what)
 
     @property
     def subgraph(self) -> int:
@@ -284,53 +117,46 @@ class Operator:
     # -- opcode ----------------------------------------------------------------------
     @property
     def opcode_index(self) -> int:
-        return self._table.scalar(_OP_OPCODE, "u32", 0, "opcode_index")
+        return self._record.opcode_index
 
     @property
     def operator_code(self) -> OperatorCode:
         """The ``Model.operator_codes`` entry (raises when ``opcode_index`` is out of
         range)."""
-        return _codes(self._sg.model).get(self.opcode_index, self._where)
+        return OperatorCode(self._state.operator_code(self.opcode_index, self._where))
 
     @property
     def opcode(self) -> str:
-        return self.operator_code.name
+        return self._state.operator_code(self.opcode_index, self._where).name
 
     @property
     def opcode_code(self) -> int:
-        return self.operator_code.code
+        return self._state.operator_code(self.opcode_index, self._where).code
 
     @property
     def custom_code(self) -> "str | None":
-        return self.operator_code.custom_code
+        return self._state.operator_code(self.opcode_index, self._where).custom_code
 
     @property
     def version(self) -> int:
-        return self.operator_code.version
+        return self._state.operator_code(self.opcode_index, self._where).version
 
     # -- tensors ------------------------------------------------------------------------
     @property
     def inputs(self) -> "tuple[int, ...]":
-        v = self._inputs
-        if v is None:
-            v = self._inputs = self._table.ints(_OP_INPUTS, "i32", "inputs") or ()
-        return v
+        return self._record.inputs
 
     @property
     def outputs(self) -> "tuple[int, ...]":
-        v = self._outputs
-        if v is None:
-            v = self._outputs = self._table.ints(_OP_OUTPUTS, "i32", "outputs") or ()
-        return v
+        return self._record.outputs
 
     @property
     def intermediates(self) -> "tuple[int, ...]":
-        return self._table.ints(_OP_INTERMEDIATES, "i32", "intermediates") or ()
+        return self._record.intermediates
 
     @property
     def mutating_variable_inputs(self) -> "tuple[bool, ...]":
-        v = self._table.ints(_OP_MUTATING, "bool", "mutating_variable_inputs") or ()
-        return tuple(bool(x) for x in v)
+        return self._record.mutating_variable_inputs
 
     def _tensor_at(self, i: int, field: str, pos: int):
         ts = self._sg.tensors
@@ -363,77 +189,53 @@ class Operator:
         return self._tensor_at(ins[position], "inputs", position)
 
     # -- options ------------------------------------------------------------------------
-    def _options_union(self):
-        """``(member name, table or None)`` of builtin_options, else of builtin_options_2."""
-        t = self._table
-        for slot, name, members in _OPTIONS_UNIONS:
-            code = t.scalar(slot - 1, "u8", 0, name + "_type")
-            if code:
-                member = members[code - 1] if code <= len(members) else f"<{code}>"
-                return member, t.table(slot, name)
-        return None, None
-
     @property
     def options_type(self) -> "str | None":
         """The options table's name (``"Conv2DOptions"``), from ``builtin_options``
         or ``builtin_options_2``; None when the operator has none."""
-        return self._options_union()[0]
+        return records.options_member(self._record)
 
     @property
     def options(self) -> dict:
         """The builtin options as a dict of every field of the options table (schema
         defaults where the file leaves a field out).  Empty when there are none, or
         when the options table is newer than this reader's schema."""
-        o = self._options
-        if o is None:
-            member, table = self._options_union()
-            tdef = _schema.TABLES.get(member) if member else None
-            if tdef is None:
-                o = {}
-            elif table is None:  # type set, table absent: the runtime uses defaults
-                o = _defaults(tdef)
-            else:
-                o = table_to_dict(table, tdef)
-            self._options = o
-        return dict(o)
+        return dict(self._state.options(self._sg.index, self.index))
 
     # -- custom options ----------------------------------------------------------------
     @property
     def custom_options_format(self) -> str:
-        return _schema.enum_name("CustomOptionsFormat", self._table.scalar(
-            _OP_CUSTOM_FORMAT, "i8", 0, "custom_options_format"))
+        return self._record.custom_options_format
 
     @property
     def large_custom_options_offset(self) -> int:
-        return self._table.scalar(_OP_LARGE_OFFSET, "u64", 0, "large_custom_options_offset")
+        return self._record.large_custom_options[0]
 
     @property
     def large_custom_options_size(self) -> int:
-        return self._table.scalar(_OP_LARGE_SIZE, "u64", 0, "large_custom_options_size")
+        return self._record.large_custom_options[1]
 
     @property
     def custom_options(self) -> "bytes | None":
         """The custom options bytes: the ``custom_options`` vector, or else the
         ``large_custom_options_offset/size`` range of the file (used when the offset
         is greater than 1, as in the runtime); None when there are none."""
-        t = self._table
-        raw = t.string_bytes(_OP_CUSTOM, "custom_options")
-        if raw is not None:
-            return raw
-        offset = self.large_custom_options_offset
+        rec = self._record
+        if rec.custom_options is not None:
+            return rec.custom_options
+        offset, size = rec.large_custom_options
         if offset > 1:
-            size = self.large_custom_options_size
-            model = self._sg.model
-            if offset + size > model.size:
+            st = self._state
+            if offset + size > st.size:
                 raise self._error(
                     f"large_custom_options_offset {offset} + size {size} = {offset + size} "
-                    f"lies beyond the end of the file ({model.size} bytes)")
-            return model._fb.bytes_at(offset, size, f"{self._where}.large_custom_options")
+                    f"lies beyond the end of the file ({st.size} bytes)")
+            return st.bytes_view(offset, size, f"{self._where}.large_custom_options").tobytes()
         return None
 
     @property
     def debug_metadata_index(self) -> int:
-        return self._table.scalar(_OP_DEBUG, "i32", -1, "debug_metadata_index")
+        return self._record.debug_metadata_index
 
     # -- roles ------------------------------------------------------------------------
     @property
@@ -464,21 +266,13 @@ class Operator:
             return f"<Operator {self.subgraph}:{self.index} (unreadable: {e})>"
 
 
-def read_operators(subgraph) -> "tuple[Operator, ...]":
-    """The subgraph's operators; nothing of them is decoded yet."""
-    vec = subgraph._t.tables(_SG_OPERATORS, "operators")
-    if vec is None:
-        return ()
-    return tuple(Operator(subgraph, i, vec) for i in range(len(vec)))
-
-
 # -- graph index: producers and consumers ---------------------------------------------
 
 
-class _GraphIndex:
-    __slots__ = ("producers", "consumers")
-
-    def __init__(self, subgraph):
+def _graph(subgraph) -> "tuple[dict, dict]":
+    """``(producers, consumers)``: tensor index -> operator indices, built once per
+    subgraph from its operators (kept by the model's state)."""
+    def build():
         producers: dict[int, list[int]] = {}
         consumers: dict[int, list[int]] = {}
         n = len(subgraph.tensors)
@@ -491,36 +285,21 @@ class _GraphIndex:
             for i in set(op.outputs):
                 if 0 <= i < n:
                     producers.setdefault(i, []).append(op.index)
-        self.producers = producers
-        self.consumers = consumers
+        return producers, consumers
+    return subgraph.operators[0]._state.cached(("graph", subgraph.index), build) \
+        if subgraph.operators else ({}, {})
 
 
-_GRAPHS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+def producers_of(subgraph, index: int) -> "tuple[Operator, ...]":
+    """Operators of ``subgraph`` that list tensor ``index`` among their outputs."""
+    ops = subgraph.operators
+    return tuple(ops[i] for i in _graph(subgraph)[0].get(index, ()))
 
 
-def _graph(subgraph) -> _GraphIndex:
-    g = _GRAPHS.get(subgraph)
-    if g is None:
-        g = _GRAPHS[subgraph] = _GraphIndex(subgraph)
-    return g
-
-
-def _subgraph_of(tensor):
-    return tensor._model.subgraphs[tensor.subgraph]
-
-
-def producers_of(tensor) -> "tuple[Operator, ...]":
-    """Operators of the tensor's subgraph that list it among their outputs."""
-    sg = _subgraph_of(tensor)
-    ops = sg.operators
-    return tuple(ops[i] for i in _graph(sg).producers.get(tensor.index, ()))
-
-
-def consumers_of(tensor) -> "tuple[Operator, ...]":
-    """Operators of the tensor's subgraph that list it among their inputs."""
-    sg = _subgraph_of(tensor)
-    ops = sg.operators
-    return tuple(ops[i] for i in _graph(sg).consumers.get(tensor.index, ()))
+def consumers_of(subgraph, index: int) -> "tuple[Operator, ...]":
+    """Operators of ``subgraph`` that list tensor ``index`` among their inputs."""
+    ops = subgraph.operators
+    return tuple(ops[i] for i in _graph(subgraph)[1].get(index, ()))
 
 
 # -- weights by role ----------------------------------------------------------------------
@@ -606,7 +385,7 @@ def _is_constant(tensor) -> bool:
     if tensor.external_buffer:
         return True
     b = tensor.buffer
-    return b != 0 and tensor._model.buffer(b).has_data
+    return b != 0 and tensor.model.buffer(b).has_data
 
 
 def stored_constant(tensor):
@@ -616,7 +395,7 @@ def stored_constant(tensor):
     for _ in range(_MAX_HOPS):
         if _is_constant(tensor):
             return tensor
-        producers = producers_of(tensor)
+        producers = tensor.producers
         if len(producers) != 1 or producers[0].opcode not in _EXPANDERS:
             return None
         tensor = producers[0].input(0)
@@ -643,3 +422,68 @@ def iter_weights(model) -> "Iterator[tuple[Operator, str, object]]":
         for op in sg.operators:
             for role, t in _weights_of(op):
                 yield op, role, t
+
+
+# -- shuffled fully-connected weights -------------------------------------------------
+
+def shuffled_fc_operators(tensor) -> tuple:
+    """The FULLY_CONNECTED operators that read ``tensor`` as their shuffled weights
+    (input 1 with ``weights_format == SHUFFLED4x16INT8``)."""
+    out = []
+    for op in tensor.consumers:
+        if op.opcode != "FULLY_CONNECTED":
+            continue
+        ins = op.inputs
+        if len(ins) < 2 or ins[1] != tensor.index:
+            continue
+        if op.options_type == "FullyConnectedOptions" and \
+                op.options.get("weights_format") == shuffled.SHUFFLED_FORMAT:
+            out.append(op)
+    return tuple(out)
+
+
+def is_shuffled_fc_weights(tensor) -> bool:
+    """True when a FULLY_CONNECTED operator reads ``tensor`` as SHUFFLED4x16INT8 weights."""
+    return bool(shuffled_fc_operators(tensor))
+
+
+def unshuffle_fc_weights(tensor, *, force: bool = False) -> np.ndarray:
+    """The ``[output, input]`` weight matrix of a shuffled FULLY_CONNECTED weight tensor,
+    in the tensor's dtype (uint8), sign bit restored (see :mod:`.numerics.shuffled`).
+
+    Raises :class:`UnsupportedError` when no operator reads the tensor as shuffled
+    weights (pass ``force=True`` to unshuffle anyway), and :class:`InvalidModelError`
+    when its shape does not tile into 4x16 blocks or its buffer is too short.
+    Operators reading the same tensor both shuffled and plainly are refused.
+    """
+    where = f"tensor {tensor.index} of subgraph {tensor.subgraph} ({tensor.name!r})"
+    if not force:
+        ops = shuffled_fc_operators(tensor)
+        if not ops:
+            raise UnsupportedError(
+                f"{where} is not read as {shuffled.SHUFFLED_FORMAT} weights by any "
+                f"FULLY_CONNECTED operator (pass force=True to unshuffle it anyway)")
+        plain = [op for op in tensor.consumers if op not in ops and op.opcode ==
+                 "FULLY_CONNECTED" and len(op.inputs) > 1 and op.inputs[1] == tensor.index]
+        if plain:
+            raise InvalidModelError(
+                f"{where} is read both as shuffled and as plain FULLY_CONNECTED weights")
+    info = TYPES.get(tensor.type_code)
+    if info is None:
+        raise UnsupportedError(f"{where} is {tensor.type}; shuffled weights are 8-bit "
+                               f"(the kernel takes UINT8)")
+    return shuffled.unshuffle_matrix(tensor.raw(), info, tensor.shape, where)
+
+
+def dequantize_fc_weights(tensor, *, force: bool = False) -> np.ndarray:
+    """Unshuffled weights as float32, ``scale * (w - zero_point)`` with the tensor's
+    own (per-tensor or per-row) quantization."""
+    from .numerics.quantization import dequantize_affine
+    w = unshuffle_fc_weights(tensor, force=force)
+    q = tensor.quantization
+    what = f"tensor {tensor.index} of subgraph {tensor.subgraph} ({tensor.name!r})"
+    if q is None or q.scale.size == 0:
+        raise QuantizationError(f"{what} has no quantization")
+    out = dequantize_affine(w, q.scale, q.zero_point, q.quantized_dimension, what)
+    out.flags.writeable = False
+    return out

@@ -15,30 +15,24 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Mapping
 
-from . import _schema
-from ._flatbuffer import Table
 from .errors import InvalidModelError
 
 __all__ = ["Signature", "read_signatures"]
-
-_M_SIGNATURES = _schema.slots("Model", "signature_defs")[0]
-_SD_INPUTS, _SD_OUTPUTS, _SD_KEY, _SD_TAG, _SD_SUBGRAPH = _schema.slots(
-    "SignatureDef", "inputs", "outputs", "signature_key", "deprecated_tag", "subgraph_index")
-_TM_NAME, _TM_INDEX = _schema.slots("TensorMap", "name", "tensor_index")
 
 
 class Signature:
     """One SignatureDef: ``key``, ``subgraph`` (its index), and ``inputs`` /
     ``outputs`` as ordered read-only mappings name -> Tensor, in file order."""
 
-    __slots__ = ("_model", "_table", "index", "key", "subgraph", "_inputs", "_outputs")
+    __slots__ = ("_model", "_state", "index", "key", "subgraph", "_inputs", "_outputs")
 
-    def __init__(self, model, index: int, table: Table, key: str):
+    def __init__(self, model, state, index: int):
+        rec = state.signature(index)
         self._model = model
-        self._table = table
+        self._state = state
         self.index = index
-        self.key = key
-        self.subgraph = table.scalar(_SD_SUBGRAPH, "u32", 0, "subgraph_index")
+        self.key = rec.key
+        self.subgraph = rec.subgraph
         self._inputs = None
         self._outputs = None
 
@@ -47,7 +41,7 @@ class Signature:
         return f"signature_defs[{self.index}] ({self.key!r})"
 
     def _error(self, what: str) -> InvalidModelError:
-        return InvalidModelError(f"{self._model._fbuf.label}: {self._where}: {what}")
+        return self._state.error(self._where, what)
 
     @property
     def graph(self):
@@ -60,25 +54,22 @@ class Signature:
 
     @property
     def deprecated_tag(self) -> "str | None":
-        return self._table.string(_SD_TAG, "deprecated_tag")
+        return self._state.signature(self.index).deprecated_tag
 
-    def _indices(self, slot: int, field: str) -> "dict[str, int]":
-        vec = self._table.tables(slot, field)
+    def _indices(self, side: str) -> "dict[str, int]":
         out: dict[str, int] = {}
-        for t in vec or ():
-            name = t.string(_TM_NAME, "name") or ""
-            idx = t.scalar(_TM_INDEX, "u32", 0, "tensor_index")
+        for name, idx in self._state.signature_maps(self.index, side):
             out.setdefault(name, idx)  # the first of a repeated name wins
         return out
 
     @property
     def input_indices(self) -> "dict[str, int]":
         """Input name -> tensor index in the signature's subgraph (as stored)."""
-        return self._indices(_SD_INPUTS, "inputs")
+        return self._indices("inputs")
 
     @property
     def output_indices(self) -> "dict[str, int]":
-        return self._indices(_SD_OUTPUTS, "outputs")
+        return self._indices("outputs")
 
     def _resolve(self, indices: "dict[str, int]", field: str) -> "Mapping[str, object]":
         tensors = self.graph.tensors
@@ -116,18 +107,17 @@ class Signature:
             return f"<Signature {self.key!r} (unreadable: {e})>"
 
 
-def read_signatures(model) -> "Mapping[str, Signature]":
+def read_signatures(model, state) -> "Mapping[str, Signature]":
     """Signature key -> :class:`Signature`, in file order (the first of a repeated
     key wins).  Raises :class:`InvalidModelError` for a SignatureDef without a key."""
-    vec = model._root.tables(_M_SIGNATURES, "signature_defs")
+    n = state.signature_count()
+    state.spend(n, "signature_defs")
     out: dict[str, Signature] = {}
-    for i in range(0 if vec is None else len(vec)):
-        t = vec[i]
-        key = t.string(_SD_KEY, "signature_key")
-        if key is None:
-            raise InvalidModelError(
-                f"{model._fbuf.label}: signature_defs[{i}] has no signature_key, which the "
-                f"runtime requires")
-        if key not in out:
-            out[key] = Signature(model, i, t, key)
+    for i in range(n):
+        rec = state.signature(i)
+        if rec.key is None:
+            raise InvalidModelError(f"{state.label}: signature_defs[{i}] has no "
+                                    f"signature_key, which the runtime requires")
+        if rec.key not in out:
+            out[rec.key] = Signature(model, state, i)
     return MappingProxyType(out)

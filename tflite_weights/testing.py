@@ -68,13 +68,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._interpreter_dump import run_dump
 from .errors import TFLiteWeightsError
+from .format.types import TYPES
 from .model import Model, open as _open
 
 __all__ = ["Difference", "Report", "compare_with_interpreter", "assert_matches_interpreter",
            "compare_with_dump", "interpreter_available", "run_interpreter_dump"]
 
-_DUMP_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_interpreter_dump.py")
 
 
 @dataclass
@@ -191,81 +192,41 @@ def run_interpreter_dump(path: str, *, timeout: float = 300, python: str | None 
 
     The report is the JSON of ``_interpreter_dump.py`` (format 1) with
     ``status`` "ok", "refused" or "crashed"; a crash inside one tensor read is
-    retried with that read skipped, as the dump script allows.
+    retried with that read skipped, as the dump script allows
+    (:func:`tflite_weights._interpreter_dump.run_dump`, the runner the fixture
+    script uses too).
     """
-    python = python or sys.executable
     with tempfile.TemporaryDirectory() as tmp:
         out_json = os.path.join(tmp, "dump.json")
         out_npz = os.path.join(tmp, "dump.npz")
-        skips: list[str] = []
-        allocate, crash_rc = True, 0
-        for _ in range(16):
-            cmd = [python, _DUMP_SCRIPT, os.fspath(path), out_json, out_npz]
-            for s in skips:
-                cmd += ["--crashed", s]
-            if not allocate:
-                cmd.append("--no-allocate")
-            try:
-                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-            except subprocess.TimeoutExpired:
-                return {"status": "crashed", "error": f"timed out after {timeout} s"}, {}
-            if proc.returncode == 0 and os.path.exists(out_json):
-                with open(out_json) as f:
-                    dump = json.load(f)
-                if not allocate:
-                    dump["error"] = (f"allocate_tensors() crashed the interpreter "
-                                     f"({_exit_text(crash_rc)}); compared what it reports "
-                                     f"before allocation")
-                arrays = {}
-                if os.path.exists(out_npz):
-                    with np.load(out_npz, allow_pickle=False) as z:
-                        arrays = {k: z[k] for k in z.files}
-                return dump, arrays
-            progress = _read_progress(out_json + ".progress")
-            rc = proc.returncode
-            if progress and progress.split()[0] in ("pre", "post", "location"):
-                phase, sg, idx = progress.split()[:3]
-                skips.append(f"{phase}:{sg}:{idx}:{rc}")
-                continue
-            if progress == "allocate_tensors" and allocate:
-                allocate = False  # compare what it reports before allocating
-                crash_rc = rc
-                continue
-            err = proc.stderr.strip().splitlines()[-1:] if proc.stderr else []
-            what = _exit_text(rc)
-            return {"status": "crashed", "error": f"{what} during {progress or 'start-up'}"
-                    + (f": {err[0]}" if err else ""), "crash_stage": progress}, {}
-        return {"status": "crashed", "error": "too many crashing reads"}, {}
-
-
-def _exit_text(rc: int) -> str:
-    return f"killed by signal {-rc}" if rc < 0 else f"exit code {rc}"
-
-
-def _read_progress(path: str) -> str | None:
-    try:
-        with open(path) as f:
-            return f.read().strip() or None
-    except OSError:
-        return None
+        dump = run_dump(os.fspath(path), out_json, out_npz, python=python, timeout=timeout,
+                        max_runs=16)
+        arrays = {}
+        if os.path.exists(out_npz):
+            with np.load(out_npz, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        return dump, arrays
 
 
 # -- comparing --------------------------------------------------------------------------
-# what the interpreter's numpy wrapper reports as dtype, when it differs from ours
-_INTERPRETER_DTYPE = {"FLOAT8_E4M3FN": "int8", "FLOAT8_E5M2": "int8", "RESOURCE": "object",
-                      "VARIANT": "object", "STRING": "bytes"}
-
-
-# what its get_tensor() returns for these types, when it differs from ours: the same bytes
-_INTERPRETER_VALUE_DTYPE = {"FLOAT8_E4M3FN": np.dtype(np.int8), "FLOAT8_E5M2": np.dtype(np.int8)}
-
-
 def _expected_dtype(t) -> "str | None":
-    if t.type in _INTERPRETER_DTYPE:
-        return _INTERPRETER_DTYPE[t.type]
-    if t.type == "BFLOAT16":
-        return None  # NPY_USERDEF in the interpreter's wrapper: not comparable
-    return None if t.dtype is None else t.dtype.name
+    """The dtype name the interpreter's wrapper reports for ``t`` (None: not
+    comparable, as for BFLOAT16, which it reports as NPY_USERDEF)."""
+    info = TYPES.get(t.type_code)
+    if info is None:
+        return None
+    return info.interpreter_dtype or None
+
+
+def _interpreter_value_dtype(t, ours: np.dtype) -> np.dtype:
+    """The dtype of what its ``get_tensor()`` returns: the same bytes, reinterpreted
+    where the wrapper has no numpy type of its own (FLOAT8 comes back as int8)."""
+    info = TYPES.get(t.type_code)
+    if info is None or info.dtype is None or not info.interpreter_dtype:
+        return ours
+    theirs = np.dtype(info.interpreter_dtype)
+    return theirs if theirs.itemsize == info.dtype.itemsize and theirs.kind != info.dtype.kind \
+        else ours
 
 
 def compare_with_dump(model: Model, dump: dict, arrays: "dict[str, np.ndarray]",
@@ -349,8 +310,8 @@ def _compare_quantization(t, e: dict, check) -> None:
         # its type (TensorQuantizationParameters), and reports block_size
         if q.block_scale is not None:
             details = q.blockwise or q.multi_axis
-            scale_tensor = t._sg.tensors[details.scales]
-            if scale_tensor.type == "FLOAT16":
+            scale_tensor = t.model.subgraphs[t.subgraph].tensors[details.scales]
+            if scale_tensor.dtype == np.dtype("<f2"):
                 ours = np.asarray(q.block_scale, np.float32).reshape(-1)
             else:
                 raw = scale_tensor.raw()
@@ -423,7 +384,8 @@ def _compare_values(t, e: dict, arrays: dict, check, report: Report) -> None:
     constant = e.get("value_before_allocate") == "ok"
     if e.get("value_before_allocate") in (None, "absent"):
         constant = e.get("npz_key") is not None
-    if t.type in ("RESOURCE", "VARIANT") or t.size == 0:
+    info = TYPES.get(t.type_code)
+    if (info is not None and not info.has_values) or t.size == 0:
         return  # no values; an empty tensor reads as empty whether or not it has a buffer
     check("has_data", t.has_data, constant)
     if not constant or not t.has_data:
@@ -476,7 +438,7 @@ def _compare_elements(label: str, t, ours: np.ndarray, theirs: np.ndarray, check
     """Values by their meaning, bit for bit: the dtype the interpreter gives (native
     byte order included) and every element's bit pattern, both in native byte order
     (a FLOAT16 read with the wrong byte order has the same bytes, not the same values)."""
-    want = _INTERPRETER_VALUE_DTYPE.get(t.type, ours.dtype)
+    want = _interpreter_value_dtype(t, ours.dtype)
     if want != theirs.dtype:
         check(f"{label} dtype", want.str, theirs.dtype.str)
     if ours.dtype.itemsize != theirs.dtype.itemsize:
@@ -590,7 +552,7 @@ class _as_path:
         if isinstance(m, Model):
             if m.path:
                 return m.path, m
-            data = m._fb.u8.tobytes()
+            data = bytes(m.data)
             opened = m
         elif isinstance(m, (str, os.PathLike)):
             self._opened = _open(m)

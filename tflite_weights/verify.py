@@ -40,10 +40,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _schema
-from ._flatbuffer import SCALARS, FlatBuffer, Table
-from .dtypes import TYPES
 from .errors import TFLiteWeightsError
+from .format import records, schema as _schema
+from .format.flatbuffer import SCALARS, FlatBuffer, Table
+from .format.schema import FILE_IDENTIFIER as IDENTIFIER, SCHEMA_VERSION
+from .format.types import FIXED, PACKED, STRING, TYPES, shape_text as _shape_text
+from .numerics.quantization import affine_findings
+from .numerics.values import string_findings
 
 __all__ = ["Defect", "RULES", "verify", "errors_of", "MAX_DEPTH", "MAX_TABLES",
            "MAX_DEFECTS", "MAX_BUFFER_SIZE"]
@@ -57,8 +60,6 @@ MAX_TABLES = 1_000_000
 MAX_DEFECTS = 1000
 #: FLATBUFFERS_MAX_BUFFER_SIZE (2**31 - 1); a verified window must be smaller
 MAX_BUFFER_SIZE = (1 << 31) - 1
-SCHEMA_VERSION = 3
-IDENTIFIER = b"TFL3"
 
 _E, _W = "error", "warning"
 
@@ -176,6 +177,8 @@ RULES: "dict[str, tuple[str, str]]" = {
                                           "rank-1 tensor whose scales fit that axis"),
     "quantization-scale-count": (_E, "several scales, but not one per index of the quantized "
                                      "dimension"),
+    "quantization-per-channel-scalar": (_W, "a scalar tensor with several scales (the runtime "
+                                            "accepts it; they cannot apply to one value)"),
     "quantization-scale-not-finite": (_E, "a scale is NaN or infinite (stricter: the kernels "
                                           "abort)"),
     "quantization-scale-negative": (_E, "a scale is negative (stricter: the kernels abort)"),
@@ -271,6 +274,9 @@ class _Structure:
         self.root_name = root_name
         self.tables = 0
         self.start = len(defects)
+        # a table or vector reached again (shared by many references) is not walked
+        # again: (position, schema entry) -> (tables under it, levels of tables)
+        self._seen: "dict[tuple, tuple[int, int]]" = {}
 
     # -- helpers -------------------------------------------------------------------
     def defect(self, rule: str, where: str, what: str, offset) -> None:
@@ -365,17 +371,47 @@ class _Structure:
         return p + o
 
     # -- tables ------------------------------------------------------------------------
-    def table(self, pos: int, tdef, where: str, depth: int) -> None:
+    def _again(self, key, where: str, pos: int, depth: int) -> "int | None":
+        """For a table or vector walked before: count its tables again (as the C++
+        verifier, which walks it again, would) and check the nesting it reaches from
+        here; return its height (None: not seen)."""
+        seen = self._seen.get(key)
+        if seen is None:
+            return None
+        count, height = seen
+        self.tables += count
+        if self.tables > MAX_TABLES:
+            self.defect("too-many-tables",
+                        where, f"the flatbuffer holds more than {MAX_TABLES} tables", pos)
+            raise _Stop
+        if depth + height > MAX_DEPTH:
+            self.defect("table-nesting-too-deep",
+                        where, f"tables are nested more than {MAX_DEPTH} deep", pos)
+        return height
+
+    def table(self, pos: int, tdef, where: str, depth: int) -> int:
+        """Verify the table at ``pos``; returns the levels of tables it holds (0 when
+        it could not be walked)."""
+        key = (pos, tdef.name)
+        height = self._again(key, where, pos, depth)
+        if height is not None:
+            return height
+        before = self.tables
+        height = self._table(pos, tdef, where, depth)
+        self._seen[key] = (self.tables - before, height)
+        return height
+
+    def _table(self, pos: int, tdef, where: str, depth: int) -> int:
         # Verifier::VerifyTableStart
         if not (self.aligned(pos, 4, where, "table", "table-misaligned")
                 and self.range_check(pos, 4, where, "table", "table-outside")):
-            return
+            return 0
         self.tables += 1
         depth += 1
         if depth > MAX_DEPTH:
             self.defect("table-nesting-too-deep",
                         where, f"tables are nested more than {MAX_DEPTH} deep", pos)
-            return
+            return 1
         if self.tables > MAX_TABLES:
             self.defect("too-many-tables",
                         where, f"the flatbuffer holds more than {MAX_TABLES} tables", pos)
@@ -386,34 +422,36 @@ class _Structure:
             self.defect("vtable-outside",
                         where, f"table at byte {pos} has its vtable at byte {vt}, outside the "
                         f"flatbuffer ({self.size} bytes)", pos)
-            return
+            return 1
         if not self.aligned(vt, 2, where, "vtable", "vtable-misaligned"):
-            return
+            return 1
         vsize = self.u16(vt)
         if vsize & 1:
             self.defect("vtable-odd-size",
                         where, f"vtable at byte {vt} declares an odd size {vsize}", vt)
-            return
+            return 1
         if not self.range_check(vt, vsize, where, "vtable", "vtable-outside"):
-            return
+            return 1
         # stricter: room for the table size, and the table inside the buffer
         if vsize < 4:
             self.defect("vtable-too-small",
                         where, f"vtable at byte {vt} declares {vsize} bytes, too few to hold "
                         f"the table size (stricter than the verifier)", vt)
-            return
+            return 1
         tsize = self.u16(vt + 2)
         if tsize < 4 or not self.in_range(pos, tsize):
             self.defect("table-size-invalid",
                         where, f"table declares {tsize} bytes, which is less than 4 or does not "
                         f"fit in the flatbuffer ({self.size} bytes) (stricter than the "
                         f"verifier)", pos)
-            return
+            return 1
         nslots = (vsize - 4) // 2
         # every field offset of the vtable in one read (the range is checked above)
         slots = self.fb.array(vt + 4, "<u2", nslots, where).tolist() if nslots else []
+        below = 0
         for f in tdef.fields:
-            self.field(pos, slots, tsize, f, where, depth)
+            below = max(below, self.field(pos, slots, tsize, f, where, depth))
+        return 1 + below
 
     def _field_pos(self, pos: int, slots: list, tsize: int, slot: int, size: int,
                    where: str) -> "int | None":
@@ -434,13 +472,14 @@ class _Structure:
         return (self.aligned(fpos, size, where, f"{kind} field", "field-misaligned")
                 and self.range_check(fpos, size, where, f"{kind} field", "field-outside-table"))
 
-    def field(self, pos, slots, tsize, f, twhere, depth) -> None:
+    def field(self, pos, slots, tsize, f, twhere, depth) -> int:
+        """Verify one field; returns the levels of tables under it."""
         where = f"{twhere}.{f.name}"
         if f.kind == "scalar":
             fpos = self._field_pos(pos, slots, tsize, f.slot, SCALARS[f.elem][1], where)
             if fpos is not None:
                 self.scalar_field(fpos, f.elem, where)
-            return
+            return 0
         code = 0
         if f.kind == "union":
             tpos = self._field_pos(pos, slots, tsize, f.slot - 1, 1, where + "_type")
@@ -448,43 +487,56 @@ class _Structure:
                 code = self.fb.scalar(tpos, "u8", where)
         fpos = self._field_pos(pos, slots, tsize, f.slot, 4, where)
         if fpos is None:
-            return
+            return 0
         target = self.offset(fpos, where)
         if target is None:
-            return
+            return 0
         kind = f.kind
         if kind == "string":
             self.string(target, where)
         elif kind == "vector":
             self.vector(target, SCALARS[f.elem][1], where)
         elif kind == "table":
-            self.table(target, _schema.TABLES[f.elem], where, depth)
+            return self.table(target, _schema.TABLES[f.elem], where, depth)
         elif kind in ("vector_table", "vector_string"):
-            v = self.vector(target, 4, where)
-            if v is None:
-                return
-            start, n = v
-            tdef = _schema.TABLES[f.elem] if kind == "vector_table" else None
-            for i in range(n):
-                ew = f"{where}[{i}]"
-                t = self.element_target(start + 4 * i, ew)
-                if t is None:
-                    continue
-                if tdef is None:
-                    self.string(t, ew)
-                else:
-                    self.table(t, tdef, ew, depth)
+            key = (target, kind, f.elem)
+            height = self._again(key, where, target, depth)
+            if height is not None:
+                return height
+            before = self.tables
+            height = self._elements(target, kind, f.elem, where, depth)
+            self._seen[key] = (self.tables - before, height)
+            return height
         elif kind == "union":
             if code == 0:
-                return
+                return 0
             members = _schema.UNIONS[f.elem]
             if code > len(members):
                 self.defect("union-type-unknown", where, f"union type {code} is unknown to the "
                             f"schema ({f.elem} has {len(members)} members); the runtime skips "
                             f"it", fpos)
-                return
+                return 0
             member = members[code - 1]
-            self.table(target, _schema.TABLES[member], f"{where}<{member}>", depth)
+            return self.table(target, _schema.TABLES[member], f"{where}<{member}>", depth)
+        return 0
+
+    def _elements(self, target: int, kind: str, elem: str, where: str, depth: int) -> int:
+        v = self.vector(target, 4, where)
+        if v is None:
+            return 0
+        start, n = v
+        tdef = _schema.TABLES[elem] if kind == "vector_table" else None
+        height = 0
+        for i in range(n):
+            ew = f"{where}[{i}]"
+            t = self.element_target(start + 4 * i, ew)
+            if t is None:
+                continue
+            if tdef is None:
+                self.string(t, ew)
+            else:
+                height = max(height, self.table(t, tdef, ew, depth))
+        return height
 
     def walk(self, identifier: "bytes | None") -> bool:
         """Verify the whole buffer from its root; False when it cannot be walked at all."""
@@ -513,43 +565,6 @@ class _Structure:
 
 # -- pass 2: model rules ------------------------------------------------------------------
 
-_S = _schema.slots
-_M = dict(zip(
-    ("version", "operator_codes", "subgraphs", "buffers", "metadata", "signature_defs"),
-    _S("Model", "version", "operator_codes", "subgraphs", "buffers", "metadata",
-       "signature_defs")))
-_OC_DEP, _OC_CUSTOM, _OC_VERSION, _OC_BUILTIN = _S(
-    "OperatorCode", "deprecated_builtin_code", "custom_code", "version", "builtin_code")
-_SG_TENSORS, _SG_INPUTS, _SG_OUTPUTS, _SG_OPERATORS = _S(
-    "SubGraph", "tensors", "inputs", "outputs", "operators")
-(_T_SHAPE, _T_TYPE, _T_BUFFER, _T_NAME, _T_QUANT, _T_VARIABLE, _T_SPARSITY,
- _T_EXTERNAL) = _S("Tensor", "shape", "type", "buffer", "name", "quantization", "is_variable",
-                   "sparsity", "external_buffer")
-_B_DATA, _B_OFFSET, _B_SIZE = _S("Buffer", "data", "offset", "size")
-_Q_SCALE, _Q_ZP, _Q_DETAILS, _Q_DIM = _S(
-    "QuantizationParameters", "scale", "zero_point", "details", "quantized_dimension")
-_BW_SCALES, _BW_ZPS, _BW_BLOCK = _S("BlockwiseQuantization", "scales", "zero_points",
-                                    "block_size")
-# MultiAxisQuantization starts with the same three fields, read with the slots above
-assert _S("MultiAxisQuantization", "scales", "zero_points", "block_size") == (
-    _BW_SCALES, _BW_ZPS, _BW_BLOCK)
-_MA_DIMS = _S("MultiAxisQuantization", "quantized_dimensions")[0]
-_SP_TRAVERSAL, _SP_DIMS = _S("SparsityParameters", "traversal_order", "dim_metadata")
-_DM_FORMAT, _DM_SEGMENTS, _DM_INDICES = _S("DimensionMetadata", "format", "array_segments",
-                                           "array_indices")
-(_OP_OPCODE, _OP_INPUTS, _OP_OUTPUTS, _OP_OPTIONS, _OP_CUSTOM, _OP_INTERMEDIATES,
- _OP_LARGE_OFFSET, _OP_LARGE_SIZE, _OP_OPTIONS_2) = _S(
-    "Operator", "opcode_index", "inputs", "outputs", "builtin_options", "custom_options",
-    "intermediates", "large_custom_options_offset", "large_custom_options_size",
-    "builtin_options_2")
-_SD_INPUTS, _SD_OUTPUTS, _SD_KEY, _SD_SUBGRAPH = _S(
-    "SignatureDef", "inputs", "outputs", "signature_key", "subgraph_index")
-_TM_NAME, _TM_INDEX = _S("TensorMap", "name", "tensor_index")
-_MD_NAME, _MD_BUFFER = _S("Metadata", "name", "buffer")
-
-_CUSTOM = _schema.BUILTIN_OPERATORS.index("CUSTOM")
-_PLACEHOLDER = _schema.BUILTIN_OPERATORS.index("PLACEHOLDER_FOR_GREATER_OP_CODES")
-_NO_SIZE_CHECK = ("STRING", "RESOURCE", "VARIANT")
 _SIZE_T = 1 << 64
 
 
@@ -569,12 +584,6 @@ def _bytes_overflow(shape, info) -> bool:
     return count * max(1, info.bits // 8) >= _SIZE_T
 
 
-def _shape_text(shape) -> str:
-    """A shape for a message, its middle elided past 16 dimensions."""
-    if len(shape) <= 16:
-        return str(list(shape))
-    return (f"[{', '.join(map(str, shape[:8]))}, ... ({len(shape)} dimensions) ..., "
-            f"{', '.join(map(str, shape[-4:]))}]")
 _STRICT_STRINGS = " (stricter: the runtime reads a string buffer only when the tensor is used)"
 
 
@@ -587,27 +596,53 @@ def _subgraph_fields(tdef) -> "list":
 
 _SUBGRAPH_FIELDS = {name: _subgraph_fields(t) for name, t in _schema.TABLES.items()
                     if name.endswith("Options")}
+_NUM_BUILTINS = len(_schema.BUILTIN_OPERATORS)
 
 
 class _Rules:
+    """The model rules, over the records of :mod:`tflite_weights.format.records` (the
+    reader's own decoders).  A table referenced many times is checked once, and so
+    is a vector of tensor indices shared by many operators: the cost follows the
+    bytes of the file, not the number of references."""
+
     def __init__(self, fb: FlatBuffer, file_size: int, defects: list):
         self.fb = fb
         self.file_size = file_size
         self.defects = defects
         self.start = len(defects)
+        self._checked: set = set()
+        self._overflow: dict = {}
 
     def report(self, rule, where, what, offset=None):
         _add(self.defects, _defect(rule, where, what, offset), self.start)
 
+    def overflows(self, shape, info) -> bool:
+        """:func:`_bytes_overflow`, once per shape vector (long shapes shared by many
+        tensors are one tuple: see ``Table.ints``)."""
+        if len(shape) < 16:
+            return _bytes_overflow(shape, info)
+        key = (id(shape), info.bits)
+        got = self._overflow.get(key)
+        if got is None:
+            got = self._overflow[key] = (_bytes_overflow(shape, info), shape)
+        return got[0]
+
+    def once(self, *key) -> bool:
+        """True the first time ``key`` is seen (a shared table or vector is checked once)."""
+        if key in self._checked:
+            return False
+        self._checked.add(key)
+        return True
+
     def run(self) -> None:
         root = self.fb.root(IDENTIFIER)
-        version = root.scalar(_M["version"], "u32", 0, "version")
+        version = records.model_version(root)
         if version != SCHEMA_VERSION:
             self.report("schema-version",
                         "Model.version", f"schema version is {version}; the runtime accepts only "
-                        f"{SCHEMA_VERSION}", root.field_pos(_M["version"]) or root.pos)
+                        f"{SCHEMA_VERSION}", records.model_version_pos(root))
         codes = self.operator_codes(root)
-        buffers = root.tables(_M["buffers"], "buffers")
+        buffers = records.vector(root, "buffers")
         if buffers is None:
             self.report("buffers-missing",
                         "Model.buffers", "the model has no buffers vector (the interpreter "
@@ -621,81 +656,81 @@ class _Rules:
                 self.report("sentinel-buffer-not-empty",
                             "Model.buffers[0]", f"the sentinel buffer 0 holds {b0[1]} bytes; it "
                             f"should be empty (the runtime warns)", b0[0])
-        sgs = root.tables(_M["subgraphs"], "subgraphs")
+        sgs = records.vector(root, "subgraphs")
         if sgs is None or len(sgs) == 0:
             self.report("subgraphs-missing",
                         "Model.subgraphs", "the model has no subgraph (the interpreter refuses "
                         "it)", root.pos)
             sgs = ()
         self.nsub = len(sgs)
+        self.subgraph_tensors: "list[int]" = []
+        subgraphs = []
         for i in range(len(sgs)):
-            self.subgraph(i, sgs[i], codes)
-        self.signatures(root, sgs)
+            rec = records.decode_subgraph(sgs[i], i)
+            tensors = records.subgraph_vector(rec.table, "tensors")
+            subgraphs.append((sgs[i], rec, tensors))
+            self.subgraph_tensors.append(0 if tensors is None else len(tensors))
+        for table, rec, tensors in subgraphs:
+            self.subgraph(rec, table, tensors, codes)
+        self.signatures(root)
         self.metadata(root)
 
     # -- pieces --------------------------------------------------------------------------
     def buffer(self, index: int) -> "tuple[int | None, int, str | None]":
-        """``(file offset or None, size, location)`` of buffer ``index`` (checked)."""
+        """``(file offset or None, size, location)`` of buffer ``index`` (checked); the
+        location is the reader's rule (:func:`records.buffer_location`), "bad" for an
+        offset buffer outside the file."""
         got = self._buffer_cache.get(index)
         if got is not None:
             return got
         t = self.buffers[index]
-        where = f"Model.buffers[{index}]"
-        v = t.vector(_B_DATA, 1, "data")
-        if v is not None:
-            got = (v[0], v[1], "inline")
+        loc, start, length, problem = records.buffer_location(*records.read_buffer(t),
+                                                              self.file_size)
+        if problem is not None:
+            self.report("buffer-offset-beyond-file", f"Model.buffers[{index}]", problem, t.pos)
+            got = (None, 0, "bad")
         else:
-            off = t.scalar(_B_OFFSET, "u64", 0, "offset")
-            size = t.scalar(_B_SIZE, "u64", 0, "size")
-            if off > 1:
-                if off + size > self.file_size:
-                    self.report("buffer-offset-beyond-file",
-                                where, f"offset {off} + size {size} = {off + size} lies beyond the "
-                                f"end of the file ({self.file_size} bytes)", t.pos)
-                    got = (None, 0, "bad")
-                else:
-                    got = (off, size, "offset")
-            else:
-                got = (None, 0, None)
+            got = (start if loc is not None else None, length, loc)
         self._buffer_cache[index] = got
         return got
 
     def operator_codes(self, root) -> list:
-        vec = root.tables(_M["operator_codes"], "operator_codes")
+        vec = records.vector(root, "operator_codes")
         out = []
         for i in range(0 if vec is None else len(vec)):
             t = vec[i]
+            rec = records.decode_operator_code(t, i)
             where = f"Model.operator_codes[{i}]"
-            dep = t.scalar(_OC_DEP, "i8", 0, "deprecated_builtin_code")
-            builtin = t.scalar(_OC_BUILTIN, "i32", 0, "builtin_code")
-            code = max(dep, builtin)
+            code = rec.code
             if code < 0:
                 self.report("builtin-code-negative",
                             where, f"builtin code {code} is negative", t.pos)
-            elif code >= len(_schema.BUILTIN_OPERATORS):
+            elif code >= _NUM_BUILTINS:
                 self.report("builtin-code-unknown",
                             where, f"builtin code {code} is newer than this reader's schema "
-                            f"(known: 0-{len(_schema.BUILTIN_OPERATORS) - 1}); older runtimes "
+                            f"(known: 0-{_NUM_BUILTINS - 1}); older runtimes "
                             f"refuse it", t.pos)
-            if code == _CUSTOM and not t.has(_OC_CUSTOM):
+            if code == records.CUSTOM_CODE and not rec.has_custom_code:
                 self.report("custom-code-missing",
                             where, "a CUSTOM operator code has no custom_code (the interpreter "
                             "refuses it)", t.pos)
-            if 0 <= builtin and t.has(_OC_DEP) and dep != min(builtin, _PLACEHOLDER) and \
-                    t.has(_OC_BUILTIN):
+            builtin, dep = rec.builtin_code, rec.deprecated_builtin_code
+            if 0 <= builtin and rec.has_deprecated_builtin_code and rec.has_builtin_code and \
+                    dep != min(builtin, records.PLACEHOLDER_CODE):
                 self.report("deprecated-builtin-code-mismatch",
                             where, f"deprecated_builtin_code {dep} does not match builtin_code "
                             f"{builtin} (readers of older schemas see another operator)", t.pos)
-            version = t.scalar(_OC_VERSION, "i32", 1, "version")
-            if version < 1:
+            if rec.version < 1:
                 self.report("operator-version-below-1",
-                            where, f"operator version {version} is below 1", t.pos)
+                            where, f"operator version {rec.version} is below 1", t.pos)
             out.append(code)
         return out
 
     def _indices(self, values, n: int, where: str, pos: int, what: str, optional: str) -> None:
         """``optional``: "allow" (-1 means omitted), "warn" (-1 accepted by the runtime but
-        meaningless here)."""
+        meaningless here).  A vector shared by many tables is checked once."""
+        if not values or not self.once("indices", id(values), n, optional):
+            return
         for j, idx in enumerate(values):
             if idx == -1:
                 if optional == "warn":
@@ -707,9 +742,9 @@ class _Rules:
                             f"{where}[{j}]", f"{what} {idx} is out of range: the subgraph has "
                             f"{n} tensors", pos)
 
-    def subgraph(self, si: int, sg: Table, codes: list) -> None:
+    def subgraph(self, rec: records.SubgraphRecord, sg: Table, tvec, codes: list) -> None:
+        si = rec.index
         sw = f"Model.subgraphs[{si}]"
-        tvec = sg.tables(_SG_TENSORS, "tensors")
         if tvec is None:
             self.report("tensors-missing",
                         f"{sw}.tensors", "the subgraph has no tensors vector (the interpreter "
@@ -719,35 +754,38 @@ class _Rules:
             nt = len(tvec)
         # SetInputs/SetOutputs: CheckTensorIndices allows -1.  The builder ignores their
         # failure, but the model cannot be allocated: refused here (stricter).
-        self._indices(sg.ints(_SG_INPUTS, "i32", "inputs") or (), nt, f"{sw}.inputs", sg.pos,
-                      "subgraph input", "warn")
-        self._indices(sg.ints(_SG_OUTPUTS, "i32", "outputs") or (), nt, f"{sw}.outputs", sg.pos,
-                      "subgraph output", "warn")
+        self._indices(rec.inputs, nt, f"{sw}.inputs", sg.pos, "subgraph input", "warn")
+        self._indices(rec.outputs, nt, f"{sw}.outputs", sg.pos, "subgraph output", "warn")
         for ti in range(nt):
-            self.tensor(si, ti, tvec[ti], tvec, nt)
-        ovec = sg.tables(_SG_OPERATORS, "operators")
+            t = tvec[ti]
+            if self.once("tensor", t.pos, nt):
+                self.tensor(si, ti, t, nt)
+        ovec = records.subgraph_vector(sg, "operators")
         for oi in range(0 if ovec is None else len(ovec)):
-            self.operator(si, oi, ovec[oi], codes, nt)
+            op = ovec[oi]
+            if self.once("operator", op.pos, nt):
+                self.operator(si, oi, op, codes, nt)
 
-    def tensor(self, si: int, ti: int, t: Table, tvec, nt: int) -> None:
-        name = t.string(_T_NAME, "name") or ""
+    def tensor(self, si: int, ti: int, t: Table, nt: int) -> None:
+        rec = records.decode_tensor(t)
+        name = rec.name
         where = f"Model.subgraphs[{si}].tensors[{ti}]"
         label = f"tensor {name!r}" if name else "tensor"
-        code = t.scalar(_T_TYPE, "i8", 0, "type")
+        code = rec.type_code
         info = TYPES.get(code)
         if info is None:
             self.report("tensor-type-unknown",
                         f"{where}.type", f"{label} has tensor type {code}, unknown to the schema "
                         f"(the interpreter refuses it)", t.pos)
-        shape = t.ints(_T_SHAPE, "i32", "shape") or ()
-        overflows = info is not None and info.name not in _NO_SIZE_CHECK and \
-            _bytes_overflow(shape, info)
+        shape = rec.shape
+        overflows = info is not None and info.layout in (FIXED, PACKED) and \
+            self.overflows(shape, info)
         if overflows:
             self.report("tensor-shape-overflow",
                         f"{where}.shape", f"{label}: the {info.name} shape {_shape_text(shape)} "
                         f"has a negative dimension or needs 2**64 bytes or more (the "
                         f"interpreter refuses it: BytesRequired overflows)", t.pos)
-        bidx = t.scalar(_T_BUFFER, "u32", 0, "buffer")
+        bidx = rec.buffer
         start, size, loc = None, 0, None
         if bidx != 0:
             if bidx >= self.nbuf:
@@ -758,20 +796,20 @@ class _Rules:
                 start, size, loc = self.buffer(bidx)
         has_data = loc in ("inline", "offset")
         if has_data:
-            if t.scalar(_T_VARIABLE, "bool", 0, "is_variable"):
+            if records.tensor_is_variable(rec):
                 self.report("variable-tensor-with-buffer",
                             where, f"{label} is a variable tensor with a buffer (buffer {bidx}), "
                             f"which the interpreter refuses", t.pos)
-            if t.scalar(_T_EXTERNAL, "u32", 0, "external_buffer"):
+            if rec.external_buffer:
                 self.report("tensor-buffer-and-external-buffer",
                             where, f"{label} has both a buffer and an external buffer, which the "
                             f"interpreter refuses", t.pos)
-        sparse = t.table(_T_SPARSITY, "sparsity")
+        sparse = records.tensor_sparsity(rec)
         if has_data and sparse is not None:
             self.sparsity(where, label, sparse)
         if has_data and info is not None and sparse is None and not overflows:
             self.data_size(where, label, info, shape, start, size, bidx, t.pos)
-        q = t.table(_T_QUANT, "quantization")
+        q = records.tensor_quantization(rec)
         if q is not None:
             self.quantization(f"{where}.quantization", label, q, shape, nt)
 
@@ -782,12 +820,15 @@ class _Rules:
                         f"shape {list(shape)}", pos)
             return
         count = math.prod(shape)
-        if info.name == "STRING":
-            self.strings(where, label, shape, count, start, size)
+        if info.layout == STRING:
+            raw = self.fb.array(start, np.uint8, size, where) if size else np.zeros(0, np.uint8)
+            # stricter than the interpreter, which reads the layout only when used
+            for rule, text in string_findings(raw, count, shape):
+                self.report(rule, where, f"string {label}: {text}{_STRICT_STRINGS}", start)
             return
-        if info.name in _NO_SIZE_CHECK:
+        if info.layout not in (FIXED, PACKED):
             return
-        need = -(-count * info.bits // 8)
+        need = info.stored_bytes(count)
         if need > size:
             self.report("constant-data-too-short",
                         where, f"{label}: {info.name} shape {list(shape)} needs {need} bytes, "
@@ -797,161 +838,70 @@ class _Rules:
                         where, f"{label}: {info.name} shape {list(shape)} needs {need} bytes, "
                         f"buffer {bidx} holds {size}; the rest is ignored", start)
 
-    def strings(self, where, label, shape, count, start, size) -> None:
-        # Stricter than the interpreter, which reads the layout only when the tensor
-        # is used: int32 n, int32 offsets[n + 1] from the buffer's start, then bytes.
-        raw = self.fb.array(start, np.uint8, size, where) if size else np.zeros(0, np.uint8)
-        if size < 4:
-            self.report("string-buffer-too-short",
-                        where, f"string {label}: a string buffer needs at least 4 bytes, it has "
-                        f"{size}{_STRICT_STRINGS}", start)
-            return
-        n = int(raw[:4].view("<i4")[0])
-        header = 4 * (n + 2)
-        if n < 0 or header > size:
-            self.report("string-header-outside-buffer",
-                        where, f"string {label}: {n} strings need a {max(header, 4)}-byte "
-                        f"header, the buffer has {size} bytes{_STRICT_STRINGS}", start)
-            return
-        if n != count:
-            self.report("string-count-mismatch",
-                        where, f"string {label}: the buffer holds {n} strings, the shape "
-                        f"{list(shape)} needs {count}{_STRICT_STRINGS}", start)
-        offs = raw[4:header].view("<i4")
-        if offs[0] < header or offs[-1] > size or np.any(np.diff(offs) < 0):
-            self.report("string-offsets-not-rising",
-                        where, f"string {label}: string offsets must rise from {header} to at "
-                        f"most {size}{_STRICT_STRINGS}", start)
-
     def quantization(self, where, label, q: Table, shape, nt: int) -> None:
-        code = q.scalar(_Q_DETAILS - 1, "u8", 0, "details_type")
+        rec = records.decode_quantization(q)
+        if rec is None:
+            return
         rank = len(shape)
-        if code in (2, 3):  # BlockwiseQuantization, MultiAxisQuantization
-            blockwise = code == 2
-            name = "BlockwiseQuantization" if blockwise else "MultiAxisQuantization"
-            d = q.table(_Q_DETAILS, "details")
+        if rec.details_type in (records.BLOCKWISE, records.MULTI_AXIS):
+            blockwise = rec.details_type == records.BLOCKWISE
+            d = rec.details
             if d is None:
                 self.report("quantization-details-missing",
-                            where, f"{label}: {name} without its details table"
+                            where, f"{label}: {rec.details_type} without its details table"
                             + (" (the interpreter refuses it)" if blockwise else ""), q.pos)
                 return
-            # the two tables share their first three fields: scales, zero_points,
-            # block_size.  The runtime checks the multi-axis indices itself; for
-            # blockwise ones the check is ours (the kernels would read past the tensors).
+            # The runtime checks the multi-axis indices itself; for blockwise ones the
+            # check is ours (the kernels would read past the tensors).
+            dpos = records.quantization_details_pos(q)
             kind = "blockwise" if blockwise else "multi-axis"
-            scales = d.scalar(_BW_SCALES, "i32", 0, "scales")
-            zps = d.scalar(_BW_ZPS, "i32", 0, "zero_points")
-            if not 0 <= scales < nt:
+            if not 0 <= d.scales < nt:
                 self.report("quantization-scales-tensor-out-of-range",
-                            where, f"{label}: {kind} scales name tensor {scales}, out of range "
+                            where, f"{label}: {kind} scales name tensor {d.scales}, out of range "
                             f"({nt} tensors)" + (" (stricter: the kernels would read past "
-                                                 "the tensors)" if blockwise else ""), d.pos)
-            if zps != -1 and not 0 <= zps < nt:
+                                                 "the tensors)" if blockwise else ""), dpos)
+            if d.zero_points != -1 and not 0 <= d.zero_points < nt:
                 self.report("quantization-zero-points-tensor-out-of-range",
-                            where, f"{label}: {kind} zero_points name tensor {zps}, neither -1 "
-                            f"nor in range ({nt} tensors)" + (" (stricter)" if blockwise else ""),
-                            d.pos)
-            if d.scalar(_BW_BLOCK, "i32", 0, "block_size") < 0:
+                            where, f"{label}: {kind} zero_points name tensor {d.zero_points}, "
+                            f"neither -1 nor in range ({nt} tensors)"
+                            + (" (stricter)" if blockwise else ""), dpos)
+            if d.block_size < 0:
                 self.report("quantization-block-size-negative",
-                            where, f"{label}: negative block_size", d.pos)
+                            where, f"{label}: negative block_size", dpos)
             if not blockwise:
-                dims = d.ints(_MA_DIMS, "i32", "quantized_dimensions") or ()
+                dims = d.quantized_dimensions
                 if not dims or any(not 0 <= x < rank for x in dims):
                     self.report("quantization-dimensions-invalid",
                                 where, f"{label}: quantized_dimensions {list(dims)} must be "
-                                f"non-empty and each in [0, {rank})", d.pos)
+                                f"non-empty and each in [0, {rank})", dpos)
             return
-        scale = q.array(_Q_SCALE, "f32", "scale")
-        if scale.size == 0:
-            return
-        if not q.has(_Q_ZP):
-            self.report("quantization-zero-point-missing",
-                        where, f"{label} has {scale.size} scales but no zero_point (the "
-                        f"interpreter refuses it)", q.pos)
-            return
-        zp = q.array(_Q_ZP, "i64", "zero_point")
-        n = scale.size
-        if zp.size == 1 and n > 1:
-            # TFLite Micro's allocator takes one zero point for every channel (a
-            # space saving it documents); the meaning is unambiguous
-            self.report("quantization-one-zero-point",
-                        where, f"{label} has {n} scales and one zero point; the interpreter "
-                        f"refuses this, TFLite Micro applies the zero point to every channel",
-                        q.pos)
-        elif zp.size != n:
-            self.report("quantization-zero-point-count",
-                        where, f"{label} has {n} scales and {zp.size} zero points; the "
-                        f"interpreter requires as many of each", q.pos)
-            return
-        axis = q.scalar(_Q_DIM, "i32", 0, "quantized_dimension")
-        if axis < 0:
-            self.report("quantization-dimension-negative",
-                        where, f"{label}: quantized_dimension {axis} is negative", q.pos)
-            return
-        if rank and axis >= rank:
-            if rank == 1 and n in (1, shape[0]):
-                # e.g. TFLite Micro's person_detect: per-channel bias scales on a rank-1
-                # tensor with quantized_dimension 3.  The interpreter refuses it; TFLite
-                # Micro's kernels read the scales without looking at the axis, and the
-                # parameters can be applied in one way only (along the only axis).
-                self.report("quantization-dimension-rank-1",
-                            where, f"{label} of shape {list(shape)} has quantized_dimension "
-                            f"{axis}, outside [0, {rank}); the interpreter refuses this, TFLite "
-                            f"Micro ignores it, and the {n} scale(s) can only apply along "
-                            f"axis 0", q.pos)
-            else:
-                self.report("quantization-dimension-out-of-range",
-                            where, f"{label} of shape {list(shape)} has quantized_dimension "
-                            f"{axis}, outside [0, {rank}) (the interpreter refuses it)", q.pos)
-                return
-        elif n != 1 and rank and n != shape[axis]:
-            self.report("quantization-scale-count",
-                        where, f"{label} of shape {list(shape)} has {n} scales; dimension {axis} "
-                        f"has {shape[axis]} entries (the interpreter refuses it)", q.pos)
-            return
-        finite = np.isfinite(scale)
-        if not finite.all() or np.any(scale < 0):
-            rule, bad = (("quantization-scale-not-finite", scale[~finite]) if not finite.all()
-                         else ("quantization-scale-negative", scale[scale < 0]))
-            self.report(rule, where, f"{label} has a scale that is negative or not finite "
-                        f"({float(bad[0])!r}) (stricter than the interpreter, whose kernels "
-                        f"abort on it)", q.pos)
-        elif np.any(scale == 0):
-            self.report("quantization-scale-zero",
-                        where, f"{label} has a zero scale: every value dequantizes to 0",
-                        q.pos)
-        if zp.size and (zp.min() < -(1 << 31) or zp.max() >= 1 << 31):
-            self.report("quantization-zero-point-beyond-int32",
-                        where, f"{label} has zero points outside the int32 range, which the "
-                        f"runtime truncates", q.pos)
+        for f in affine_findings(shape, rec.scale, rec.zero_point, rec.quantized_dimension,
+                                 records.quantization_has_zero_point(q)):
+            self.report(f.rule, where, f"{label}{f.text}", q.pos)
 
     def sparsity(self, where, label, sp: Table) -> None:
         w = f"{where}.sparsity"
-        if not sp.has(_SP_TRAVERSAL) or not sp.has(_SP_DIMS):
+        has_traversal, has_dims, dims = records.sparsity_levels(sp)
+        if not has_traversal or not has_dims:
             self.report("sparsity-incomplete",
                         w, f"{label}: sparsity needs both traversal_order and dim_metadata (the "
                         f"interpreter refuses it)", sp.pos)
             return
-        dims = sp.tables(_SP_DIMS, "dim_metadata")
         for i in range(len(dims)):
             d = dims[i]
-            fmt = d.scalar(_DM_FORMAT, "i8", 0, "format")
-            if fmt not in (0, 1):
-                self.report("sparsity-format-unknown",
-                            f"{w}.dim_metadata[{i}]", f"{label}: unknown dimension format {fmt}",
-                            d.pos)
-            elif fmt == 1:
-                for slot, fname in ((_DM_SEGMENTS, "array_segments"),
-                                    (_DM_INDICES, "array_indices")):
-                    kind = d.scalar(slot - 1, "u8", 0, fname + "_type")
-                    if kind not in (1, 2, 3) or d.table(slot, fname) is None:
-                        self.report("sparsity-csr-vector-missing", f"{w}.dim_metadata[{i}].{fname}",
-                                    f"{label}: a SPARSE_CSR dimension needs {fname} (the "
-                                    f"interpreter refuses it)", d.pos)
+            problems = records.dimension_problems(d)
+            for field, problem in problems:
+                if field == "format":
+                    self.report("sparsity-format-unknown", f"{w}.dim_metadata[{i}]",
+                                f"{label}: {problem}", d.pos)
+                else:
+                    self.report("sparsity-csr-vector-missing", f"{w}.dim_metadata[{i}].{field}",
+                                f"{label}: {problem} (the interpreter refuses it)", d.pos)
 
     def operator(self, si: int, oi: int, op: Table, codes: list, nt: int) -> None:
         where = f"Model.subgraphs[{si}].operators[{oi}]"
-        idx = op.scalar(_OP_OPCODE, "u32", 0, "opcode_index")
+        rec = records.decode_operator(op, oi)
+        idx = rec.opcode_index
         code = None
         if idx >= len(codes):
             self.report("opcode-index-out-of-range",
@@ -959,83 +909,76 @@ class _Rules:
                         f"has {len(codes)} operator codes (the interpreter refuses it)", op.pos)
         else:
             code = codes[idx]
-        self._indices(op.ints(_OP_INPUTS, "i32", "inputs") or (), nt, f"{where}.inputs", op.pos,
-                      "input tensor", "allow")
-        self._indices(op.ints(_OP_OUTPUTS, "i32", "outputs") or (), nt, f"{where}.outputs",
-                      op.pos, "output tensor", "warn")
-        self._indices(op.ints(_OP_INTERMEDIATES, "i32", "intermediates") or (), nt,
-                      f"{where}.intermediates", op.pos, "intermediate tensor", "allow")
-        if code is not None and code != _CUSTOM and op.has(_OP_CUSTOM):
+        self._indices(rec.inputs, nt, f"{where}.inputs", op.pos, "input tensor", "allow")
+        self._indices(rec.outputs, nt, f"{where}.outputs", op.pos, "output tensor", "warn")
+        self._indices(rec.intermediates, nt, f"{where}.intermediates", op.pos,
+                      "intermediate tensor", "allow")
+        if code is not None and code != records.CUSTOM_CODE and rec.custom_options is not None:
             self.report("builtin-operator-custom-options",
                         where, "a builtin operator carries custom options (the runtime reports "
                         "and ignores them)", op.pos)
-        if code == _CUSTOM and not op.has(_OP_CUSTOM):
-            off = op.scalar(_OP_LARGE_OFFSET, "u64", 0, "large_custom_options_offset")
-            size = op.scalar(_OP_LARGE_SIZE, "u64", 0, "large_custom_options_size")
+        if code == records.CUSTOM_CODE and rec.custom_options is None:
+            off, size = rec.large_custom_options
             if off > 1 and off + size > self.file_size:
                 self.report("large-custom-options-beyond-file",
                             where, f"large custom options at offset {off} + size {size} lie "
                             f"beyond the end of the file ({self.file_size} bytes)", op.pos)
-        for slot, members in ((_OP_OPTIONS, _schema.UNIONS["BuiltinOptions"]),
-                              (_OP_OPTIONS_2, _schema.UNIONS["BuiltinOptions2"])):
-            ucode = op.scalar(slot - 1, "u8", 0, "options_type")
-            if not ucode or ucode > len(members):
-                continue
-            fields = _SUBGRAPH_FIELDS.get(members[ucode - 1])
-            opts = op.table(slot, "options") if fields else None
-            if opts is None:
-                continue
-            for f in fields:
-                if f.kind == "vector":
-                    values = opts.ints(f.slot, f.elem, f.name) or ()
-                elif opts.has(f.slot):
-                    values = (opts.scalar(f.slot, f.elem, 0, f.name),)
-                else:
-                    values = (f.default or 0,)
-                for v in values:
-                    if not 0 <= v < self.nsub:
-                        self.report("options-subgraph-out-of-range",
-                                    f"{where}.{members[ucode - 1]}.{f.name}",
-                                    f"names subgraph {v}, but the model has {self.nsub} "
-                                    f"subgraphs (stricter: the kernel fails when prepared)",
-                                    opts.pos)
+        member = records.options_member(rec)
+        fields = _SUBGRAPH_FIELDS.get(member) if member else None
+        opts = rec.options if fields else None
+        if opts is None:
+            return
+        for f in fields:
+            if f.kind == "vector":
+                values = opts.ints(f.slot, f.elem, f.name) or ()
+            elif opts.has(f.slot):
+                values = (opts.scalar(f.slot, f.elem, 0, f.name),)
+            else:
+                values = (f.default or 0,)
+            for v in values:
+                if not 0 <= v < self.nsub:
+                    self.report("options-subgraph-out-of-range",
+                                f"{where}.{member}.{f.name}",
+                                f"names subgraph {v}, but the model has {self.nsub} "
+                                f"subgraphs (stricter: the kernel fails when prepared)",
+                                opts.pos)
 
-    def signatures(self, root, sgs) -> None:
-        vec = root.tables(_M["signature_defs"], "signature_defs")
+    def signatures(self, root) -> None:
+        vec = records.vector(root, "signature_defs")
         for i in range(0 if vec is None else len(vec)):
             t = vec[i]
+            rec = records.decode_signature(t, i)
             where = f"Model.signature_defs[{i}]"
-            if not t.has(_SD_KEY):
+            if rec.key is None:
                 self.report("signature-key-missing",
                             where, "a SignatureDef has no signature_key (the interpreter refuses "
                             "it)", t.pos)
-            si = t.scalar(_SD_SUBGRAPH, "u32", 0, "subgraph_index")
-            if si >= len(sgs):
+            si = rec.subgraph
+            if si >= self.nsub:
                 self.report("signature-subgraph-out-of-range",
                             where, f"subgraph_index {si} is out of range: the model has "
-                            f"{len(sgs)} subgraphs (stricter: the runtime fails when the "
+                            f"{self.nsub} subgraphs (stricter: the runtime fails when the "
                             f"signature is used)", t.pos)
                 continue
-            tv = sgs[si].tables(_SG_TENSORS, "tensors")
-            nt = 0 if tv is None else len(tv)
-            for slot, fname in ((_SD_INPUTS, "inputs"), (_SD_OUTPUTS, "outputs")):
-                maps = t.tables(slot, fname)
+            nt = self.subgraph_tensors[si]
+            for side in ("inputs", "outputs"):
+                maps = records.signature_map_tables(t, side)
                 for j in range(0 if maps is None else len(maps)):
                     m = maps[j]
-                    ti = m.scalar(_TM_INDEX, "u32", 0, "tensor_index")
+                    name, ti = records.decode_tensor_map(m)
                     if ti >= nt:
-                        self.report("signature-tensor-out-of-range", f"{where}.{fname}[{j}]",
-                                    f"{(m.string(_TM_NAME, 'name') or '')!r} names tensor {ti}, "
+                        self.report("signature-tensor-out-of-range", f"{where}.{side}[{j}]",
+                                    f"{name!r} names tensor {ti}, "
                                     f"but subgraph {si} has {nt} tensors (stricter: the runtime "
                                     f"fails when the signature is used)", m.pos)
 
     def metadata(self, root) -> None:
-        vec = root.tables(_M["metadata"], "metadata")
+        vec = records.vector(root, "metadata")
         for i in range(0 if vec is None else len(vec)):
             t = vec[i]
+            rec = records.decode_metadata(t, i)
             where = f"Model.metadata[{i}]"
-            name = t.string(_MD_NAME, "name")
-            b = t.scalar(_MD_BUFFER, "u32", 0, "buffer")
+            name, b = rec.name, rec.buffer
             if name is None:
                 self.report("metadata-name-missing",
                             where, "a metadata entry has no name (the runtime skips it)", t.pos)
@@ -1069,20 +1012,19 @@ def verify(source) -> "list[Defect]":
     raises ``OSError`` when a path cannot be read.  Use :func:`errors_of` to keep
     the defects that make the model unusable (warnings are left out).
     """
-    from .model import Model
-
     mapping = None
-    if isinstance(source, Model):
-        data = source._fb.data
-    elif isinstance(source, (str, os.PathLike)):
+    if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         with open(path, "rb") as f:
             if os.fstat(f.fileno()).st_size == 0:
-                return [_defect("file-empty", "file",
-                                f"{os.path.basename(path)} is empty (0 bytes)")]
+                return [_defect("file-empty", "file", f"{os.path.basename(path)} is empty "
+                                f"(0 bytes)")]
             mapping = data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     else:
-        data = memoryview(source)
+        try:
+            data = memoryview(source)
+        except TypeError:  # an open Model: its bytes (ClosedModelError once closed)
+            data = source.data
         if data.ndim != 1 or data.itemsize != 1:
             data = data.cast("B")
     try:

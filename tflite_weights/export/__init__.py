@@ -98,7 +98,7 @@ class _Digest(threading.Thread):
 
 
 def start_digest(model) -> _Digest:
-    d = _Digest(model._fb.data)
+    d = _Digest(model.data)
     d.start()
     return d
 

@@ -49,9 +49,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import __version__
-from ..dtypes import TYPES
+from ..format.types import FIXED, PACKED, TYPES
 from ..errors import TFLiteWeightsError, UnsupportedError
-from ..fixedpoint import requantization
+from ..numerics.fixedpoint import requantization
 from . import start_digest
 
 __all__ = ["export_c", "c_identifier", "CExportError"]
@@ -591,34 +591,19 @@ class _Names:
 # the export
 # ---------------------------------------------------------------------------------------
 
-# tensor type -> (C type, formatter kind, numpy view of the stored values)
-_FIXED = {
-    "FLOAT32": ("float", "f32", "<f4"),
-    "FLOAT64": ("double", "f64", "<f8"),
-    "FLOAT16": ("uint16_t", "u16", "<u2"),
-    "BFLOAT16": ("uint16_t", "u16", "<u2"),
-    "FLOAT8_E4M3FN": ("uint8_t", "u8", "u1"),
-    "FLOAT8_E5M2": ("uint8_t", "u8", "u1"),
-    "INT8": ("int8_t", "i8", "i1"),
-    "UINT8": ("uint8_t", "u8", "u1"),
-    "BOOL": ("uint8_t", "u8", "u1"),
-    "INT16": ("int16_t", "i16", "<i2"),
-    "UINT16": ("uint16_t", "u16", "<u2"),
-    "INT32": ("int32_t", "dec", "<i4"),
-    "INT64": ("int64_t", "dec", "<i8"),
-    "UINT32": ("uint32_t", "u32", "<u4"),
-    "UINT64": ("uint64_t", "u64", "<u8"),
-    "COMPLEX64": ("float", "f32", "<f4"),
-    "COMPLEX128": ("double", "f64", "<f8"),
-}
-_NOTES = {
-    "FLOAT16": "IEEE 754 binary16 bit patterns",
-    "BFLOAT16": "bfloat16 bit patterns (the upper 16 bits of a float32)",
-    "FLOAT8_E4M3FN": "float8 e4m3fn bit patterns",
-    "FLOAT8_E5M2": "float8 e5m2 bit patterns",
-    "BOOL": "bool as 0/1 bytes",
-    "COMPLEX64": "(real, imaginary) float pairs: 2 x COUNT values",
-    "COMPLEX128": "(real, imaginary) double pairs: 2 x COUNT values",
+# C element type -> (formatter kind, numpy view of the stored values as that type); a
+# tensor's C type comes from its row of the type table (format.types)
+_C_TYPES = {
+    "float": ("f32", "<f4"),
+    "double": ("f64", "<f8"),
+    "int8_t": ("i8", "i1"),
+    "uint8_t": ("u8", "u1"),
+    "int16_t": ("i16", "<i2"),
+    "uint16_t": ("u16", "<u2"),
+    "int32_t": ("dec", "<i4"),
+    "int64_t": ("dec", "<i8"),
+    "uint32_t": ("u32", "<u4"),
+    "uint64_t": ("u64", "<u8"),
 }
 _REQUANT_OPS = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": None}
 
@@ -873,7 +858,7 @@ def _plan(t, ident: str, *, unpack: bool, dequantize: bool) -> _Item:
     if shape:
         item.arrays.append(_Array("int32_t", f"{ident}_dims", len(shape),
                                   np.asarray(shape, np.int64), "dec"))
-    if t.has_data and info is not None and info.layout != "none":
+    if t.has_data and info is not None and info.has_values:
         _plan_data(item, t, info, ident, unpack)
     else:
         item.macros.append((f"{up}_BYTES", 0, "int"))
@@ -913,27 +898,29 @@ def _plan_data(item: _Item, t, info, ident: str, unpack: bool) -> None:
     if t.is_sparse:
         values = np.ascontiguousarray(t.numpy()).reshape(-1)
         item.lines.append("densified from its sparse storage")
-        if name in _FIXED:
-            ctype, kind, view = _FIXED[name]
+        if info.layout == FIXED:
+            ctype = info.ctype
+            kind, view = _C_TYPES[ctype]
             values = values.view(view) if values.dtype.itemsize == np.dtype(view).itemsize \
                 else values
-        elif info.layout == "packed":
+        elif info.layout == PACKED:
             ctype, kind = ("int8_t", "i8") if info.signed else ("uint8_t", "u8")
         else:
-            raise UnsupportedError(f"{t._where} ({t.name!r}): a sparse {name} tensor cannot "
-                                   f"be exported")
+            raise UnsupportedError(f"tensor {t.index} of subgraph {t.subgraph} ({t.name!r}): "
+                                   f"a sparse {name} tensor cannot be exported")
         _add_data(item, ctype, ident, values, kind)
         item.macros.append((f"{up}_BYTES", values.nbytes, "int"))
         return
-    if info.layout == "fixed":
-        ctype, kind, view = _FIXED[name]
+    if info.layout == FIXED:
+        ctype = info.ctype
+        kind, view = _C_TYPES[ctype]
         values = t.numpy().reshape(-1).view(view)
-        if name in _NOTES:
-            item.lines.append(_NOTES[name])
+        if info.note:
+            item.lines.append(info.note)
         _add_data(item, ctype, ident, values, kind)
         item.macros.append((f"{up}_BYTES", t.size * info.itemsize, "int"))
         return
-    if info.layout == "packed":
+    if info.layout == PACKED:
         item.macros.append((f"{up}_BITS", info.bits, "int"))
         if unpack:
             values = t.numpy().reshape(-1)
@@ -944,7 +931,7 @@ def _plan_data(item: _Item, t, info, ident: str, unpack: bool) -> None:
             item.macros.append((f"{up}_BYTES", values.nbytes, "int"))
         else:
             t.numpy()  # checks that the bytes cover the shape
-            need = -(-t.size * info.bits // 8)
+            need = info.stored_bytes(t.size)
             values = t.raw()[:need]
             item.lines.append(f"{name} packed {8 // info.bits} per byte, flat over the row-major "
                               f"tensor, low bits first")
@@ -1004,7 +991,9 @@ def _requant_ops(model, tensors) -> list:
             if len(ins) < 2 or not outs or -1 in (ins[0], ins[1], outs[0]):
                 continue
             x, w, y = (sg.tensors[i] for i in (ins[0], ins[1], outs[0]))
-            if w.type != "INT8" or (sg.index, w.index) not in chosen:
+            info = TYPES.get(w.type_code)
+            # the integer kernels' requantization is for 8-bit signed weights
+            if not (info and info.signed and info.bits == 8) or (sg.index, w.index) not in chosen:
                 continue
             out.append((sg.index, op, x, w, y))
     return out

@@ -28,6 +28,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import TFLiteWeightsError
+from ..format.types import TYPES
 
 __all__ = ["tensor_record", "json_values", "export_json", "FORMAT_VERSION"]
 
@@ -43,7 +44,7 @@ def json_values(a: np.ndarray):
     if kind == "c":
         a = np.stack([a.real, a.imag], axis=-1)
         kind = "f"
-    if kind == "V" or a.dtype.name in ("bfloat16", "float8_e4m3fn", "float8_e5m2"):
+    if kind == "V":  # ml_dtypes' bfloat16 and float8 types
         a = a.astype(np.float64)
         kind = "f"
     if kind == "f":
@@ -104,7 +105,9 @@ def tensor_record(t, *, values: bool = False, dequantize: bool = False) -> dict:
             rec["values"], rec["values_encoding"] = _strings(v)
         else:
             rec["values"] = json_values(v)
-        if dequantize and t.quantization is not None and t.type not in ("FLOAT32", "FLOAT64"):
+        info = TYPES.get(t.type_code)
+        if dequantize and t.quantization is not None and not (info and
+                                                              info.dequantizes_to_itself):
             try:
                 rec["dequantized"] = json_values(t.dequantize())
             except TFLiteWeightsError as e:

@@ -34,7 +34,7 @@ import zipfile
 import numpy as np
 
 from .. import __version__
-from ..dtypes import TYPES
+from ..format.types import PACKED, TYPES
 from ..errors import TFLiteWeightsError
 
 __all__ = ["npz_key", "export_npz", "META_KEY", "FORMAT_VERSION"]
@@ -44,7 +44,6 @@ FORMAT_VERSION = 1
 _SUFFIXES = ("", "__scale", "__zero_point", "__quantized_dimension", "__dequantized",
              "__offsets")
 _BAD = re.compile(r"[^A-Za-z0-9_./-]")
-_BIT_PATTERNS = {"BFLOAT16": "<u2", "FLOAT8_E4M3FN": "u1", "FLOAT8_E5M2": "u1"}
 _DATE = (1980, 1, 1, 0, 0, 0)
 
 
@@ -78,9 +77,9 @@ def _stored(t) -> "tuple[np.ndarray, np.ndarray | None, str]":
         lengths = np.fromiter((len(s) for s in flat), dtype=np.int64, count=len(flat))
         offsets = np.concatenate([np.zeros(1, np.int64), np.cumsum(lengths)])
         return np.frombuffer(b"".join(flat), np.uint8), offsets, "string bytes + offsets"
-    if info.name in _BIT_PATTERNS:
-        return v.view(_BIT_PATTERNS[info.name]), None, f"{info.name} bit patterns"
-    if info.layout == "packed":
+    if info.bit_pattern is not None:
+        return v.view(info.bit_pattern), None, f"{info.name} bit patterns"
+    if info.layout == PACKED:
         return v, None, f"{info.name} unpacked to {v.dtype.name}"
     return v, None, v.dtype.str
 
@@ -132,7 +131,8 @@ def export_npz(model, out, *, tensors=None, dequantize: bool = False, source=Non
                            np.asarray(q.quantized_dimension, np.int32))
                     entry["arrays"] += [key + s for s in ("__scale", "__zero_point",
                                                           "__quantized_dimension")]
-                if dequantize and t.has_data and t.type not in ("FLOAT32", "FLOAT64"):
+                info = TYPES.get(t.type_code)
+                if dequantize and t.has_data and not (info and info.dequantizes_to_itself):
                     try:
                         deq = np.asarray(t.dequantize(), np.float32)
                     except TFLiteWeightsError as e:

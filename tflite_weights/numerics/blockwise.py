@@ -50,18 +50,27 @@ bytes (the padded size), and flat otherwise (:func:`uses_row_padding`).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
-from .errors import ClosedModelError, QuantizationError, TFLiteWeightsError, UnsupportedError
+from ..errors import ClosedModelError, QuantizationError, TFLiteWeightsError, UnsupportedError
+from ..format.records import BLOCKWISE, Quantization
+from ..format.types import TypeInfo
 
-__all__ = ["BlockParameters", "block_parameters", "dequantize_blocks",
-           "dequantize_blockwise", "uses_row_padding", "unpack_padded_rows"]
+__all__ = ["Sibling", "BlockParameters", "block_parameters", "dequantize_blocks",
+           "uses_row_padding", "unpack_padded_rows", "resolved_fields"]
 
-_FLOAT_SCALES = ("FLOAT16", "FLOAT32", "BFLOAT16", "FLOAT64")
-_INT_TYPES = ("INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64",
-              "INT4", "UINT4", "INT2")
-# zero points: whole-byte integers only (no zero-point tensor is sub-byte in any writer)
-_ZP_TYPES = ("INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32")
+
+class Sibling(NamedTuple):
+    """Another tensor of the subgraph, as block resolution needs it: its index, name,
+    type entry (None for a code the schema lacks) and a callable giving its values."""
+
+    index: int
+    name: str
+    info: "TypeInfo | None"
+    type_name: str
+    values: object
 
 
 class BlockParameters:
@@ -78,15 +87,14 @@ class BlockParameters:
         self.zero_point_tensor = zero_point_tensor
 
 
-def _block_shape(tensor, q) -> tuple[int, ...]:
-    shape = tuple(tensor.shape)
-    what = f"{tensor._where} ({tensor.name!r})"
+def _block_shape(shape, q: Quantization, what: str) -> "tuple[int, ...]":
+    shape = tuple(shape)
     if any(d < 0 for d in shape):
         raise QuantizationError(f"{what} has a negative dimension in {list(shape)}")
-    if _details(q) is None:
+    if q.details is None:
         raise QuantizationError(f"{what}: quantization names {q.details_type} but has no "
                                 f"details table")
-    if q.details_type == "BlockwiseQuantization":
+    if q.details_type == BLOCKWISE:
         bw = q.blockwise
         if bw.block_shape:
             bs = tuple(bw.block_shape)
@@ -131,51 +139,36 @@ def _block_shape(tensor, q) -> tuple[int, ...]:
     return tuple(1 if d in dims else max(n, 1) for d, n in enumerate(shape))
 
 
-def _details(q):
-    return q.blockwise if q.details_type == "BlockwiseQuantization" else q.multi_axis
-
-
-def _sibling(tensor, index: int, role: str):
-    sg = tensor._model.subgraphs[tensor.subgraph]
-    n = len(sg.tensors)
-    if not 0 <= index < n:
-        raise QuantizationError(
-            f"{tensor._where} ({tensor.name!r}): the {role} tensor index {index} is outside "
-            f"the subgraph's {n} tensors")
-    if index == tensor.index:
-        raise QuantizationError(
-            f"{tensor._where} ({tensor.name!r}): the {role} tensor index {index} names the "
-            f"tensor itself")
-    return sg.tensors[index]
-
-
-def block_parameters(tensor, q=None) -> BlockParameters:
+def block_parameters(shape, q: Quantization, index: int, count: int, sibling,
+                     what: str) -> BlockParameters:
     """Resolve a blockwise or multi-axis quantized tensor's scales and zero points.
 
-    Raises :class:`QuantizationError` naming the defect (index out of range, a
-    scale tensor without data or with the wrong element count, ...).
+    ``index`` is the tensor's own index, ``count`` the subgraph's tensor count and
+    ``sibling(i)`` gives the :class:`Sibling` at index ``i``.  Raises
+    :class:`QuantizationError` naming the defect (index out of range, a scale tensor
+    without data or with the wrong element count, ...).
     """
-    if q is None:
-        q = tensor.quantization
     if q is None or not q.is_blockwise:
-        raise QuantizationError(
-            f"{tensor._where} ({tensor.name!r}) is not blockwise or multi-axis quantized")
-    what = f"{tensor._where} ({tensor.name!r})"
-    bs = _block_shape(tensor, q)
-    shape = tuple(tensor.shape)
+        raise QuantizationError(f"{what} is not blockwise or multi-axis quantized")
+    bs = _block_shape(shape, q, what)
     grid = tuple(n // b for n, b in zip(shape, bs))
     nblocks = 1
     for g in grid:
         nblocks *= g
-    det = _details(q)
+    det = q.details
 
-    st = _sibling(tensor, det.scales, "scale")
-    if st.type not in _FLOAT_SCALES:
-        raise QuantizationError(
-            f"{what}: its scale tensor {st.index} ({st.name!r}) is {st.type}; a float "
-            f"tensor is needed")
+    si = det.scales
+    if not 0 <= si < count:
+        raise QuantizationError(f"{what}: the scale tensor index {si} is outside the "
+                                f"subgraph's {count} tensors")
+    if si == index:
+        raise QuantizationError(f"{what}: the scale tensor index {si} names the tensor itself")
+    st = sibling(si)
+    if st.info is None or not st.info.is_float or st.info.bits < 16:
+        raise QuantizationError(f"{what}: its scale tensor {st.index} ({st.name!r}) is "
+                                f"{st.type_name}; a float tensor is needed")
     try:
-        sv = st.numpy()
+        sv = st.values()
     except ClosedModelError:
         raise
     except TFLiteWeightsError as e:
@@ -195,29 +188,31 @@ def block_parameters(tensor, q=None) -> BlockParameters:
         raise QuantizationError(f"{what}: zero_points tensor index {zp_index} is invalid "
                                 f"(-1 means none)")
     if zp_index >= 0:
-        tensors = tensor._model.subgraphs[tensor.subgraph].tensors
         problem = None
-        if zp_index >= len(tensors):
-            problem = f"the subgraph has only {len(tensors)} tensors"
-        elif zp_index == tensor.index:
+        if zp_index >= count:
+            problem = f"the subgraph has only {count} tensors"
+        elif zp_index == index:
             problem = "it names the tensor itself"
-        elif tensors[zp_index].type not in _ZP_TYPES:
-            problem = f"it is {tensors[zp_index].type}, not a whole-byte integer tensor"
         else:
-            zt = tensors[zp_index]
-            try:
-                zv = zt.numpy()
-            except ClosedModelError:
-                raise
-            except TFLiteWeightsError as e:
-                problem = f"it cannot be read ({e})"
+            zt = sibling(zp_index)
+            # whole-byte integers only (no zero-point tensor is sub-byte in any writer)
+            if zt.info is None or not zt.info.is_integer or not zt.info.itemsize or \
+                    zt.info.bits == 64 and not zt.info.signed:
+                problem = f"it is {zt.type_name}, not a whole-byte integer tensor"
             else:
-                if zv.size not in (1, nblocks):
-                    problem = f"it holds {zv.size} values for {nblocks} blocks"
+                try:
+                    zv = zt.values()
+                except ClosedModelError:
+                    raise
+                except TFLiteWeightsError as e:
+                    problem = f"it cannot be read ({e})"
                 else:
-                    zero_point = np.broadcast_to(zv.astype(np.int64).reshape(-1),
-                                                 (nblocks,)).reshape(grid)
-                    zp_tensor = zt.index
+                    if zv.size not in (1, nblocks):
+                        problem = f"it holds {zv.size} values for {nblocks} blocks"
+                    else:
+                        zero_point = np.broadcast_to(zv.astype(np.int64).reshape(-1),
+                                                     (nblocks,)).reshape(grid)
+                        zp_tensor = zt.index
         if problem is not None and zp_index != 0:
             raise QuantizationError(f"{what}: zero-point tensor {zp_index} is unusable: "
                                     f"{problem}")
@@ -264,46 +259,30 @@ def _dequantize_split(values, shape, split, pshape, scale, z):
     return out
 
 
-def dequantize_blockwise(tensor) -> np.ndarray:
-    """Real values of a blockwise or multi-axis quantized integer tensor (float32)."""
-    info = tensor.type
-    if info not in _INT_TYPES:
-        raise QuantizationError(
-            f"{tensor._where} ({tensor.name!r}) is a {info} tensor; blockwise quantization "
-            f"applies to integer tensors")
-    p = block_parameters(tensor)
-    out = dequantize_blocks(tensor.numpy(), p.block_shape, p.scale, p.zero_point)
-    out.flags.writeable = False
-    return out
-
-
-def resolved_fields(tensor, q) -> dict:
-    """The Quantization fields for a blockwise tensor: ``block_shape``,
-    ``block_scale``, ``block_zero_point`` (None when they cannot be resolved)."""
-    try:
-        p = block_parameters(tensor, q)
-    except TFLiteWeightsError:
-        return {}
+def resolved_fields(p: BlockParameters) -> dict:
+    """The Quantization fields of resolved block parameters: ``block_shape``,
+    ``block_scale``, ``block_zero_point``."""
     return {"block_shape": p.block_shape, "block_scale": p.scale,
             "block_zero_point": p.zero_point}
 
 
-def uses_row_padding(tensor, length: int) -> bool:
+def uses_row_padding(shape, info: TypeInfo, q: "Quantization | None", length: int) -> bool:
     """True when a 4-bit blockwise tensor with an odd last axis stores each row from a
     byte boundary (its buffer holds exactly ``rows * ceil(cols / 2)`` bytes and that
     differs from the flat size)."""
-    shape = tensor.shape
-    if len(shape) < 2 or tensor.type not in ("INT4", "UINT4"):
+    if len(shape) < 2 or info.bits != 4 or not info.is_integer:
         return False
-    q = tensor.quantization
-    if q is None or q.details_type != "BlockwiseQuantization":
+    if q is None or q.details_type != BLOCKWISE:
         return False
     cols = shape[-1]
     if cols <= 0 or cols % 2 == 0:
         return False
-    rows = tensor.size // cols
+    size = 1
+    for d in shape:
+        size *= max(d, 0)
+    rows = size // cols
     padded = rows * ((cols + 1) // 2)
-    return length == padded and padded != -(-tensor.size // 2)
+    return length == padded and padded != -(-size // 2)
 
 
 def unpack_padded_rows(raw: np.ndarray, shape, signed: bool) -> np.ndarray:

@@ -23,6 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "FILE_IDENTIFIER",
+    "SCHEMA_VERSION",
     "TABLES",
     "UNIONS",
     "ENUMS",
@@ -30,8 +32,16 @@ __all__ = [
     "BUILTIN_OPERATORS",
     "slots",
     "enum_name",
+    "enum_value",
+    "union_code",
+    "union_member",
     "parse_tables",
 ]
+
+#: bytes 4-7 of every .tflite file (``file_identifier "TFL3"`` in the schema)
+FILE_IDENTIFIER = b"TFL3"
+#: the only ``Model.version`` the runtime accepts (``TFLITE_SCHEMA_VERSION``)
+SCHEMA_VERSION = 3
 
 # -- enums -------------------------------------------------------------------
 
@@ -489,3 +499,25 @@ def slots(table: str, *names: str) -> tuple[int, ...]:
 def enum_name(enum: str, value: int) -> str:
     """The name of an enum value, or ``"<value>"`` for one the schema does not know."""
     return ENUMS[enum].get(value, f"<{value}>")
+
+
+def enum_value(enum: str, name: str) -> int:
+    """The value of a named enum member (KeyError for a name the schema lacks)."""
+    for value, n in ENUMS[enum].items():
+        if n == name:
+            return value
+    raise KeyError(f"{enum} has no member {name!r}")
+
+
+def union_code(union: str, member: str) -> int:
+    """The type code of a union member (0 is NONE, members count from 1)."""
+    return UNIONS[union].index(member) + 1
+
+
+def union_member(union: str, code: int) -> "str | None":
+    """The member table of a union type code: None for 0 (NONE), ``"<code>"`` for a
+    code the schema does not know."""
+    if code == 0:
+        return None
+    members = UNIONS[union]
+    return members[code - 1] if 0 < code <= len(members) else f"<{code}>"

@@ -20,22 +20,22 @@ zero point 128 "implements for free the subtraction of the zero_point value
 128" (kernel comment).  The kernel requires ``accum_depth % 16 == 0`` and
 ``output_depth % 4 == 0``.
 
-:func:`unshuffle_fc_weights` undoes both: it returns the ``[output, input]``
+:func:`unshuffle_matrix` undoes both: it returns the ``[output, input]``
 matrix in the tensor's own type (uint8, as the kernel requires), with the
 original byte values, so the tensor's quantization (usually zero point 128)
-applies to it unchanged; :func:`dequantize_fc_weights` applies it.
-:meth:`Tensor.numpy` keeps returning the bytes as stored.
+applies to it unchanged.  ``Tensor.unshuffle()`` finds the operators that read a
+tensor this way (:mod:`tflite_weights.operators`); ``Tensor.numpy()`` keeps
+returning the bytes as stored.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .dtypes import element_count
-from .errors import InvalidModelError, QuantizationError, UnsupportedError
+from ..errors import InvalidModelError, UnsupportedError
+from ..format.types import TypeInfo, element_count
 
-__all__ = ["SHUFFLED_FORMAT", "shuffle_4x16", "unshuffle_4x16", "shuffled_fc_operators",
-           "is_shuffled_fc_weights", "unshuffle_fc_weights", "dequantize_fc_weights"]
+__all__ = ["SHUFFLED_FORMAT", "shuffle_4x16", "unshuffle_4x16", "unshuffle_matrix"]
 
 #: the FullyConnectedOptionsWeightsFormat name of the shuffled layout
 SHUFFLED_FORMAT = "SHUFFLED4x16INT8"
@@ -74,71 +74,18 @@ def shuffle_4x16(matrix) -> np.ndarray:
     return np.ascontiguousarray(tiles).reshape(-1) ^ np.uint8(0x80)
 
 
-def shuffled_fc_operators(tensor) -> tuple:
-    """The FULLY_CONNECTED operators that read ``tensor`` as their shuffled weights
-    (input 1 with ``weights_format == SHUFFLED4x16INT8``)."""
-    out = []
-    for op in tensor.consumers:
-        if op.opcode != "FULLY_CONNECTED":
-            continue
-        ins = op.inputs
-        if len(ins) < 2 or ins[1] != tensor.index:
-            continue
-        if op.options_type == "FullyConnectedOptions" and \
-                op.options.get("weights_format") == SHUFFLED_FORMAT:
-            out.append(op)
-    return tuple(out)
-
-
-def is_shuffled_fc_weights(tensor) -> bool:
-    """True when a FULLY_CONNECTED operator reads ``tensor`` as SHUFFLED4x16INT8 weights."""
-    return bool(shuffled_fc_operators(tensor))
-
-
-def unshuffle_fc_weights(tensor, *, force: bool = False) -> np.ndarray:
-    """The ``[output, input]`` weight matrix of a shuffled FULLY_CONNECTED weight tensor,
-    in the tensor's dtype (uint8), sign bit restored.
-
-    Raises :class:`UnsupportedError` when no operator reads the tensor as shuffled
-    weights (pass ``force=True`` to unshuffle anyway), and :class:`InvalidModelError`
-    when its shape does not tile into 4x16 blocks or its buffer is too short.
-    Operators reading the same tensor both shuffled and plainly are refused.
-    """
-    where = f"{tensor._where} ({tensor.name!r})"
-    if not force:
-        ops = shuffled_fc_operators(tensor)
-        if not ops:
-            raise UnsupportedError(
-                f"{where} is not read as {SHUFFLED_FORMAT} weights by any FULLY_CONNECTED "
-                f"operator (pass force=True to unshuffle it anyway)")
-        plain = [op for op in tensor.consumers if op not in ops and op.opcode ==
-                 "FULLY_CONNECTED" and len(op.inputs) > 1 and op.inputs[1] == tensor.index]
-        if plain:
-            raise InvalidModelError(
-                f"{where} is read both as shuffled and as plain FULLY_CONNECTED weights")
-    if tensor.type not in ("UINT8", "INT8"):
-        raise UnsupportedError(f"{where} is {tensor.type}; shuffled weights are 8-bit "
+def unshuffle_matrix(stored: np.ndarray, info: TypeInfo, shape, where: str) -> np.ndarray:
+    """The weights of ``shape`` (``[output, ..., input]``) in their own dtype, unshuffled
+    from the stored bytes: refuses types other than 8-bit integers and shapes that
+    are not matrices or do not tile into 4x16 blocks."""
+    if not (info.is_integer and info.bits == 8):
+        raise UnsupportedError(f"{where} is {info.name}; shuffled weights are 8-bit "
                                f"(the kernel takes UINT8)")
-    shape = tensor.shape
     if len(shape) < 2:
         raise InvalidModelError(f"{where}: weights of shape {list(shape)} are not a matrix")
     element_count(shape, where)
     rows = element_count(shape[:-1], where)
     cols = shape[-1]
-    out = unshuffle_4x16(tensor.raw(), rows, cols, where).view(tensor.dtype).reshape(shape)
-    out.flags.writeable = False
-    return out
-
-
-def dequantize_fc_weights(tensor, *, force: bool = False) -> np.ndarray:
-    """Unshuffled weights as float32, ``scale * (w - zero_point)`` with the tensor's
-    own (per-tensor or per-row) quantization."""
-    from .quantization import dequantize_affine
-    w = unshuffle_fc_weights(tensor, force=force)
-    q = tensor.quantization
-    if q is None or q.scale.size == 0:
-        raise QuantizationError(f"{tensor._where} ({tensor.name!r}) has no quantization")
-    out = dequantize_affine(w, q.scale, q.zero_point, q.quantized_dimension,
-                            f"{tensor._where} ({tensor.name!r})")
+    out = unshuffle_4x16(stored, rows, cols, where).view(info.dtype).reshape(shape)
     out.flags.writeable = False
     return out

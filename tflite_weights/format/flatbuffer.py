@@ -26,9 +26,10 @@ import struct
 
 import numpy as np
 
-from .errors import ClosedModelError, InvalidModelError
+from ..errors import ClosedModelError, InvalidModelError
 
-__all__ = ["FlatBuffer", "Table", "TableVector"]
+__all__ = ["FlatBuffer", "Table", "TableVector", "Bulk", "empty_array", "vtable_fits",
+           "table_fits"]
 
 _U8 = struct.Struct("<B")
 _I8 = struct.Struct("<b")
@@ -100,6 +101,20 @@ def empty_array(dtype) -> np.ndarray:
     return a
 
 
+def vtable_fits(vt, size):
+    """Rule 1 of a table: its vtable's two header fields lie inside the data.  Works on
+    ints and, element-wise, on numpy arrays (the bulk reads use the same rule)."""
+    return (vt >= 0) & (vt <= size - 4)
+
+
+def table_fits(pos, vt, vsize, tsize, size):
+    """Rule 2 of a table: the vtable declares an even size of at least 4 bytes within
+    the data, and the table's own size (at least 4) fits in the data.  Works on ints
+    and on numpy arrays."""
+    return ((vsize >= 4) & (vsize % 2 == 0) & (vt + vsize <= size)
+            & (tsize >= 4) & (pos + tsize <= size))
+
+
 class FlatBuffer:
     """A window ``[base, base + size)`` of a buffer, read as one flatbuffer.
 
@@ -110,7 +125,7 @@ class FlatBuffer:
     'CONVERSION_METADATA'", ...).
     """
 
-    __slots__ = ("data", "base", "size", "label", "u8", "closed", "_counted")
+    __slots__ = ("data", "base", "size", "label", "u8", "closed", "_counted", "_ints")
 
     def __init__(self, data, base: int = 0, size: int | None = None, label: str = "model"):
         self.data = data
@@ -119,6 +134,9 @@ class FlatBuffer:
         self.label = label
         self.closed = False
         self._counted: dict = {}  # (start, n) -> unreadable_tables(start, n)
+        # long integer vectors read as tuples, by (start, count, kind): a vector shared
+        # by many tables (one shape for thousands of tensors) is decoded once
+        self._ints: dict = {}
         # Every array handed out is a view of this one: it holds a buffer export of
         # ``data``, so an mmap cannot be unmapped while any view is alive.
         self.u8 = np.frombuffer(data, np.uint8, self.size, base)
@@ -126,6 +144,7 @@ class FlatBuffer:
     def close(self) -> None:
         """Forget the data: every later read raises ClosedModelError."""
         self.closed = True
+        self._ints = {}
         self.size = 0
         self.u8 = None
         self.data = None
@@ -196,18 +215,18 @@ class FlatBuffer:
         data = self.data
         base = self.base
         vt = pos - _I32.unpack_from(data, base + pos)[0]
-        if vt < 0 or vt + 4 > size:
+        if not vtable_fits(vt, size):
             raise self.error(
                 where, f"table at byte {pos} has its vtable at byte {vt}, outside the data "
                 f"({size} bytes)"
             )
         vsize, tsize = _U16x2.unpack_from(data, base + vt)
-        if vsize < 4 or vsize & 1 or vt + vsize > size:
-            raise self.error(
-                where, f"vtable at byte {vt} declares {vsize} bytes, which is not an even "
-                f"size of at least 4 within the data ({size} bytes)"
-            )
-        if tsize < 4 or pos + tsize > size:
+        if not table_fits(pos, vt, vsize, tsize, size):
+            if vsize < 4 or vsize & 1 or vt + vsize > size:
+                raise self.error(
+                    where, f"vtable at byte {vt} declares {vsize} bytes, which is not an even "
+                    f"size of at least 4 within the data ({size} bytes)"
+                )
             raise self.error(
                 where, f"table at byte {pos} declares {tsize} bytes, which do not fit in the "
                 f"data ({size} bytes)"
@@ -230,6 +249,9 @@ class FlatBuffer:
             got = self._counted[key] = (int(bad.size), (int(bad[0]) if bad.size else -1))
         return got
 
+
+#: integer vectors this long are kept once decoded (see ``FlatBuffer._ints``)
+_SHARED_VECTOR = 16
 
 #: damaged entries a vector of tables may hold and still be handed out (each then
 #: fails alone when used); see :meth:`Table.tables`
@@ -346,7 +368,14 @@ class Table:
         if n == 0:
             return ()
         fb = self.fb
-        return struct.unpack_from("<%d%s" % (n, _STRUCT_CHARS[kind]), fb.data, fb.base + start)
+        if n < _SHARED_VECTOR:
+            return struct.unpack_from("<%d%s" % (n, _STRUCT_CHARS[kind]), fb.data, fb.base + start)
+        key = (start, n, kind)
+        got = fb._ints.get(key)
+        if got is None:
+            got = fb._ints[key] = struct.unpack_from("<%d%s" % (n, _STRUCT_CHARS[kind]), fb.data,
+                                                     fb.base + start)
+        return got
 
     def string_bytes(self, slot: int, name: str) -> "bytes | None":
         v = self.vector(slot, 1, name)
@@ -364,6 +393,30 @@ class Table:
             return raw.decode("utf-8")
         except UnicodeDecodeError:
             return raw.decode("utf-8", "backslashreplace")
+
+    def strings(self, slot: int, name: str) -> "list[str] | None":
+        """A vector of strings, each decoded as :meth:`string` does (None when absent)."""
+        v = self.vector(slot, 4, name)
+        if v is None:
+            return None
+        fb = self.fb
+        where = f"{self.where}.{name}"
+        out = []
+        seen: dict = {}  # a string shared by many entries is read once
+        for i in range(v[1]):
+            p = v[0] + 4 * i
+            target = p + fb.u32(p, where)
+            text = seen.get(target)
+            if text is None:
+                n = fb.u32(target, where)
+                raw = fb.bytes_at(target + 4, n, where)
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    text = raw.decode("utf-8", "backslashreplace")
+                seen[target] = text
+            out.append(text)
+        return out
 
     def tables(self, slot: int, name: str) -> "TableVector | None":
         """A vector of tables.  Its entries are read when indexed, and one damaged
@@ -491,15 +544,24 @@ class Bulk:
         present = upos != 0
         ok_p = ok & present
         tpos = upos + self.u32(upos, ok_p)
-        soff = self.i32(tpos, ok_p)
+        tpos, fields = self.tables_at(tpos, ok_p, slots)
+        ok &= ok_p | ~present
+        return np.where(present & ok_p, tpos, -1), fields
+
+    def tables_at(self, tpos: np.ndarray, ok: np.ndarray, slots
+                  ) -> "tuple[np.ndarray, np.ndarray]":
+        """Tables at positions ``tpos`` (checked by :func:`vtable_fits` and
+        :func:`table_fits`, the rules :meth:`FlatBuffer.table` applies): ``(tpos,
+        field positions)`` as for :meth:`tables`; entries that fail leave ``ok``."""
+        ok &= (tpos >= 0) & (tpos <= self.size - 4)
+        soff = self.i32(tpos, ok)
         vt = tpos - soff
-        ok_p &= (vt >= 0) & (vt <= self.size - 4)
-        vt = np.where(ok_p, vt, 0)
+        ok &= vtable_fits(vt, self.size)
+        vt = np.where(ok, vt, 0)
         vsize = self.gather(vt, "<u2").astype(np.int64)
         tsize = self.gather(vt + 2, "<u2").astype(np.int64)
-        ok_p &= (vsize >= 4) & (vsize % 2 == 0) & (vt + vsize <= self.size)
-        ok_p &= (tsize >= 4) & (tpos + tsize <= self.size)
-        nfields = np.where(ok_p, (vsize - 4) // 2, 0)
+        ok &= table_fits(tpos, vt, vsize, tsize, self.size)
+        nfields = np.where(ok, (vsize - 4) // 2, 0)
         slots = np.asarray(slots, dtype=np.int64)
         fields = np.zeros((tpos.size, int(slots.max()) + 1 if slots.size else 0), np.int64)
         if slots.size:
@@ -507,8 +569,7 @@ class Bulk:
             fo = self.gather(np.where(has, vt[:, None] + 4 + 2 * slots[None, :], 0).reshape(-1),
                              "<u2").reshape(has.shape).astype(np.int64)
             fields[:, slots] = np.where(has & (fo != 0), tpos[:, None] + fo, 0)
-        ok &= ok_p | ~present
-        return np.where(present & ok_p, tpos, -1), fields
+        return tpos, fields
 
     def vectors(self, fpos: np.ndarray, ok: np.ndarray, elem_size: int
                 ) -> "tuple[np.ndarray, np.ndarray]":

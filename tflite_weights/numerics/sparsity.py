@@ -12,17 +12,13 @@ per element; the result equals the runtime's ``FormatConverter::SparseToDense``
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from . import _schema
-from ._flatbuffer import Table
-from .dtypes import element_count
-from .errors import InvalidModelError, UnsupportedError
+from ..errors import InvalidModelError, UnsupportedError
+from ..format.records import DENSE, SparsityParameters
+from ..format.types import element_count
 
-__all__ = ["DimensionMetadata", "SparsityParameters", "read_sparsity", "densify",
-           "MAX_DENSIFY_RATIO"]
+__all__ = ["densify", "stored_count", "MAX_DENSIFY_RATIO"]
 
 #: refuse to densify when the dense tensor would hold more than this many
 #: elements per stored value (and more than ``_MIN_DENSE_LIMIT`` elements): a
@@ -30,79 +26,33 @@ __all__ = ["DimensionMetadata", "SparsityParameters", "read_sparsity", "densify"
 MAX_DENSIFY_RATIO = 4096
 _MIN_DENSE_LIMIT = 1 << 20
 
-_SP_TRAVERSAL, _SP_BLOCK_MAP, _SP_DIM_METADATA = _schema.slots(
-    "SparsityParameters", "traversal_order", "block_map", "dim_metadata")
-_DM_FORMAT, _DM_DENSE_SIZE, _DM_SEGMENTS, _DM_INDICES = _schema.slots(
-    "DimensionMetadata", "format", "dense_size", "array_segments", "array_indices")
-_INDEX_KIND = {1: "i32", 2: "u16", 3: "u8"}  # SparseIndexVector members: Int32/Uint16/Uint8
-_VALUES = 0  # slot of ``values`` in Int32Vector / Uint16Vector / Uint8Vector
 
-
-@dataclass(frozen=True, eq=False)
-class DimensionMetadata:
-    """One traversal level: ``format`` is "DENSE" or "SPARSE_CSR"."""
-
-    format: str
-    dense_size: int
-    array_segments: "np.ndarray | None" = None
-    array_indices: "np.ndarray | None" = None
-
-
-@dataclass(frozen=True, eq=False)
-class SparsityParameters:
-    traversal_order: tuple[int, ...]
-    block_map: tuple[int, ...]
-    dim_metadata: tuple[DimensionMetadata, ...]
-
-    def to_dict(self) -> dict:
-        return {
-            "traversal_order": list(self.traversal_order),
-            "block_map": list(self.block_map),
-            "dim_metadata": [
-                {"format": d.format, "dense_size": d.dense_size} if d.format == "DENSE" else
-                {"format": d.format,
-                 "array_segments": _listed(d.array_segments),
-                 "array_indices": _listed(d.array_indices)}
-                for d in self.dim_metadata],
-        }
-
-
-def _listed(a: "np.ndarray | None") -> "list | None":
-    """An index vector as a list; None when the file leaves it out (a damaged
-    SPARSE_CSR level, which densify() refuses)."""
-    return None if a is None else a.tolist()
-
-
-def _index_vector(t: Table, slot: int, name: str) -> "np.ndarray | None":
-    code, vec = t.union(slot - 1, slot, name)
-    if code == 0 or vec is None:
-        return None
-    kind = _INDEX_KIND.get(code)
-    if kind is None:
-        raise InvalidModelError(f"{t.where}.{name}: unknown SparseIndexVector type {code}")
-    return vec.array(_VALUES, kind, f"{name}.values")
-
-
-def read_sparsity(table: Table) -> SparsityParameters:
-    """Decode a SparsityParameters table (index vectors stay views over the file)."""
-    traversal = table.ints(_SP_TRAVERSAL, "i32", "traversal_order") or ()
-    block_map = table.ints(_SP_BLOCK_MAP, "i32", "block_map") or ()
-    dims = []
-    vec = table.tables(_SP_DIM_METADATA, "dim_metadata")
-    for i in range(0 if vec is None else len(vec)):
-        d = vec[i]
-        fmt = d.scalar(_DM_FORMAT, "i8", 0, "format")
-        if fmt == 0:
-            dims.append(DimensionMetadata("DENSE", d.scalar(_DM_DENSE_SIZE, "i32", 0,
-                                                             "dense_size")))
-        elif fmt == 1:
-            dims.append(DimensionMetadata(
-                "SPARSE_CSR", d.scalar(_DM_DENSE_SIZE, "i32", 0, "dense_size"),
-                _index_vector(d, _DM_SEGMENTS, "array_segments"),
-                _index_vector(d, _DM_INDICES, "array_indices")))
+def stored_count(sp: SparsityParameters, where: str) -> int:
+    """How many values the traversal visits, computed level by level without building
+    anything: each level's positions are one contiguous range (a DENSE level of size s
+    turns ``m`` positions into ``m * s``; a SPARSE_CSR level turns positions
+    ``[lo, hi)`` into ``[segments[lo], segments[hi])``)."""
+    lo, hi = 0, 1
+    for lvl, dm in enumerate(sp.dim_metadata):
+        if dm.format == DENSE:
+            size = max(dm.dense_size, 0)
+            lo, hi = lo * size, hi * size
         else:
-            raise InvalidModelError(f"{d.where}.format: unknown DimensionType {fmt}")
-    return SparsityParameters(traversal, block_map, tuple(dims))
+            seg = dm.array_segments
+            if seg is None or dm.array_indices is None:
+                raise InvalidModelError(
+                    f"{where}: dim_metadata[{lvl}] is SPARSE_CSR without array_segments and "
+                    f"array_indices")
+            if hi >= seg.size:
+                raise InvalidModelError(
+                    f"{where}: dim_metadata[{lvl}].array_segments has {seg.size} entries, "
+                    f"position {hi - 1} needs {hi + 1}")
+            lo, hi = int(seg[lo]), int(seg[hi])
+            if lo < 0 or hi < lo or hi > dm.array_indices.size:
+                raise InvalidModelError(
+                    f"{where}: dim_metadata[{lvl}].array_segments must rise from 0 to at most "
+                    f"the {dm.array_indices.size} array_indices")
+    return hi - lo if sp.dim_metadata else 1
 
 
 def densify(shape: tuple[int, ...], sp: SparsityParameters, values: np.ndarray,
@@ -143,12 +93,19 @@ def densify(shape: tuple[int, ...], sp: SparsityParameters, values: np.ndarray,
     for i in range(n, levels):
         extent[i] = block_size[order[i] - n]
 
+    # count first: nothing is built for a traversal that visits more values than stored
+    visits = stored_count(sp, where)
+    if visits > values.size:
+        raise InvalidModelError(
+            f"{where}: the sparsity parameters describe {visits} stored values, the buffer "
+            f"holds {values.size}")
+
     # walk the levels: `pos` is each entry's position for the next level's segments
     pos = np.zeros(1, dtype=np.int64)
     coords: list[np.ndarray] = []
     for lvl, dm in enumerate(sp.dim_metadata):
         m = pos.size
-        if dm.format == "DENSE":
+        if dm.format == DENSE:
             size = dm.dense_size
             if size < 0 or size > extent[lvl]:
                 raise InvalidModelError(
@@ -219,7 +176,3 @@ def densify(shape: tuple[int, ...], sp: SparsityParameters, values: np.ndarray,
     return dense
 
 
-def densify_tensor(tensor) -> np.ndarray:
-    """Dense values of a sparse constant tensor (its stored values are ``raw()``)."""
-    return densify(tensor.shape, tensor.sparsity, tensor.sparse_values(),
-                   f"{tensor._where} ({tensor.name!r})")
