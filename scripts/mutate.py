@@ -6,7 +6,7 @@ from the ``mutation`` extra)::
 
     .venv/bin/pip install -e '.[test,mutation]'
     .venv/bin/python scripts/mutate.py                       # the core modules
-    .venv/bin/python scripts/mutate.py --modules tflite_weights/fixedpoint.py
+    .venv/bin/python scripts/mutate.py --modules tflite_weights/numerics/fixedpoint.py
     .venv/bin/python scripts/mutate.py --list                # the mutants, nothing run
 
 Each mutant is the module with one change made through its syntax tree (a
@@ -48,18 +48,19 @@ from pathlib import Path
 
 # The modules mutated when --modules is not given, relative to the repository root.
 MODULES = [
-    "tflite_weights/_flatbuffer.py",
-    "tflite_weights/dtypes.py",
-    "tflite_weights/quantization.py",
-    "tflite_weights/blockwise.py",
-    "tflite_weights/fixedpoint.py",
-    "tflite_weights/sparsity.py",
+    "tflite_weights/format/flatbuffer.py",
+    "tflite_weights/format/types.py",
+    "tflite_weights/format/records.py",
+    "tflite_weights/numerics/values.py",
+    "tflite_weights/numerics/quantization.py",
+    "tflite_weights/numerics/blockwise.py",
+    "tflite_weights/numerics/fixedpoint.py",
+    "tflite_weights/numerics/sparsity.py",
     "tflite_weights/verify.py",
     "tflite_weights/export/c_header.py",
     "tflite_weights/export/npz.py",
     "tflite_weights/export/json_export.py",
     "tflite_weights/testing.py",
-    "tflite_weights/model.py",
 ]
 
 # Folders next to the repository that the tests read (../shared/corpus); each
