@@ -42,7 +42,8 @@ __all__ = ["open", "Model", "Subgraph", "Tensor", "Buffer"]
 _VIEW = ValueLocations.VIEW
 
 
-def open(source, *, external_data_dir: "str | os.PathLike | None" = None) -> "Model":
+def open(source, *, external_data_dir: "str | os.PathLike | None" = None,
+         mmap: bool = True) -> "Model":
     """Open a ``.tflite`` model lazily.
 
     ``source`` is a path (``str`` or path-like), or bytes-like data (``bytes``,
@@ -51,16 +52,24 @@ def open(source, *, external_data_dir: "str | os.PathLike | None" = None) -> "Mo
     and the root table is read until asked for.  ``external_data_dir`` is where
     external weight files are looked for (default: the model file's folder).
 
-    Raises :class:`InvalidModelError` when the data is not a TFLite flatbuffer,
-    and ``OSError`` when the file cannot be read.
+    ``mmap=False`` reads the file into memory once instead of mapping it, and
+    reads external weight files a range at a time: slower to open and as large as
+    the file in memory, but nothing another process does to the files afterwards
+    (truncating one) can crash the reader; values are then views of that copy, or
+    copies.  A mapped file truncated while in use kills the process with SIGBUS
+    when the lost pages are read (docs/robustness.md).
+
+    Raises :class:`InvalidModelError` when the data is not a TFLite flatbuffer, or
+    when a path names a pipe, a device or a directory, and ``OSError`` when the file
+    cannot be read.
     """
-    src = open_source(source)
+    src = open_source(source, mmap=mmap)
     path = src.path
     label = os.path.basename(path) if path else "model"
     ext_dir = (os.fspath(external_data_dir) if external_data_dir is not None
                else (os.path.dirname(os.path.abspath(path)) if path else None))
     try:
-        state = ModelState(src, label, ext_dir)
+        state = ModelState(src, label, ext_dir, mapped=mmap)
     except BaseException:
         src.close()
         raise

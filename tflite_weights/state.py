@@ -110,21 +110,43 @@ def locate_values(c: records.TensorColumns, b: records.BufferColumns,
 
 
 class _ExternalFile:
-    """A read-only mapping of one external file (empty files get ``b""``)."""
+    """One external file: mapped read-only (empty files get ``b""``), or, for a model
+    opened with ``mmap=False``, read a range at a time with positioned reads (so that
+    a file that shrinks under us gives an error, not SIGBUS)."""
 
-    __slots__ = ("path", "data", "size", "_mm")
+    __slots__ = ("path", "data", "size", "_mm", "_fd")
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, mapped: bool = True):
         import mmap
         self.path = path
-        with open(path, "rb") as f:
-            self.size = os.fstat(f.fileno()).st_size
-            self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if self.size else None
-        self.data = self._mm if self._mm is not None else b""
+        self._mm = self._fd = None
+        if mapped:
+            with open(path, "rb") as f:
+                self.size = os.fstat(f.fileno()).st_size
+                self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) \
+                    if self.size else None
+            self.data = self._mm if self._mm is not None else b""
+        else:
+            self._fd = os.open(path, os.O_RDONLY)
+            self.size = os.fstat(self._fd).st_size
+            self.data = None
 
     @property
     def mapped(self) -> bool:
         return self._mm is not None
+
+    def read(self, offset: int, length: int) -> bytes:
+        """``length`` bytes at ``offset``, read now (the unmapped mode)."""
+        chunks = []
+        while length > 0:
+            chunk = os.pread(self._fd, min(length, 1 << 30), offset)
+            if not chunk:
+                raise ExternalDataError(f"{self.path}: the file ends at byte {offset}, "
+                                        f"{length} bytes short (it changed under us)")
+            chunks.append(chunk)
+            offset += len(chunk)
+            length -= len(chunk)
+        return b"".join(chunks)
 
     def close(self) -> None:
         mm, self._mm = self._mm, None
@@ -133,6 +155,9 @@ class _ExternalFile:
                 mm.close()
             except BufferError:  # arrays still view it; it closes with the last of them
                 pass
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
 
 
 class ModelState:
@@ -140,8 +165,10 @@ class ModelState:
     ``size``, ``label`` (for messages), ``path``, ``external_data_dir``, the root
     table and ``version``, and every cache."""
 
-    def __init__(self, source: Source, label: str, external_data_dir: "str | None"):
+    def __init__(self, source: Source, label: str, external_data_dir: "str | None",
+                 mapped: bool = True):
         self.source = source
+        self.mapped = mapped  # external files mapped too, or read a range at a time
         self.path = source.path
         self.label = label
         self.fb = FlatBuffer(source.data, label=label)
@@ -462,6 +489,11 @@ class ModelState:
             raise ExternalDataError(
                 f"{label}: bytes {eb.offset}..{eb.offset + eb.length} lie beyond the end of "
                 f"{path} ({f.size} bytes)")
+        if f.data is None:  # positioned reads: the bytes asked for, now
+            with self.lock:
+                self.check_open()
+                raw = f.read(eb.offset, eb.length)
+            return FlatBuffer(raw, label=os.path.basename(path)), 0, eb.length
         return FlatBuffer(f.data, label=os.path.basename(path)), eb.offset, eb.length
 
     def _external_file(self, path: str, label: str) -> _ExternalFile:
@@ -474,7 +506,7 @@ class ModelState:
                     if not os.path.isfile(path):
                         raise ExternalDataError(f"{label}: file {path} does not exist")
                     try:
-                        f = _ExternalFile(path)
+                        f = _ExternalFile(path, self.mapped)
                     except OSError as e:
                         raise ExternalDataError(f"{label}: file {path} cannot be read: "
                                                 f"{e}") from e

@@ -34,15 +34,15 @@ stricter than the interpreter, the rule says so in its message and
 from __future__ import annotations
 
 import math
-import mmap
 import os
 from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import TFLiteWeightsError
+from .errors import InvalidModelError, TFLiteWeightsError
 from .format import records, schema as _schema
 from .format.flatbuffer import SCALARS, FlatBuffer, Table
+from .format.source import open_source
 from .format.schema import FILE_IDENTIFIER as IDENTIFIER, SCHEMA_VERSION
 from .format.types import FIXED, PACKED, STRING, TYPES, shape_text as _shape_text
 from .numerics.quantization import affine_findings
@@ -1004,22 +1004,27 @@ class _Rules:
 # -- entry point ----------------------------------------------------------------------------
 
 
-def verify(source) -> "list[Defect]":
+def verify(source, *, mmap: bool = True) -> "list[Defect]":
     """Check a model completely; return every defect found (an empty list: sound).
 
     ``source`` is a path, bytes-like data or an open :class:`~tflite_weights.Model`.
     Never raises for a damaged file (every problem becomes a :class:`Defect`);
-    raises ``OSError`` when a path cannot be read.  Use :func:`errors_of` to keep
-    the defects that make the model unusable (warnings are left out).
+    raises ``OSError`` when a path cannot be read, and the package's error when it
+    names a pipe, a device or a directory.  ``mmap=False`` reads the file into
+    memory instead of mapping it (see :func:`tflite_weights.open`).  Use
+    :func:`errors_of` to keep the defects that make the model unusable (warnings are
+    left out).
     """
-    mapping = None
+    src = None
     if isinstance(source, (str, os.PathLike)):
-        path = os.fspath(source)
-        with open(path, "rb") as f:
-            if os.fstat(f.fileno()).st_size == 0:
-                return [_defect("file-empty", "file", f"{os.path.basename(path)} is empty "
-                                f"(0 bytes)")]
-            mapping = data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        try:
+            src = open_source(source, mmap=mmap)
+        except InvalidModelError as e:
+            if "empty" not in str(e):
+                raise
+            return [_defect("file-empty", "file", f"{os.path.basename(os.fspath(source))} "
+                            f"is empty (0 bytes)")]
+        data = src.data
     else:
         try:
             data = memoryview(source)
@@ -1030,11 +1035,8 @@ def verify(source) -> "list[Defect]":
     try:
         return _verify(data)
     finally:
-        if mapping is not None:
-            try:
-                mapping.close()
-            except BufferError:  # pragma: no cover - no views escape
-                pass
+        if src is not None:
+            src.close()
 
 
 def _verify(data) -> "list[Defect]":
