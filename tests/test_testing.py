@@ -96,6 +96,25 @@ def test_on_interpreter_failure_modes(corpus):
         assert_matches_interpreter(path, on_interpreter_failure="fail")
     report = assert_matches_interpreter(path, on_interpreter_failure="ignore")
     assert report.status == "refused" and not report.ok
+    # compare_with_interpreter takes the same choice (the README documents it there too)
+    assert compare_with_interpreter(path).status == "refused"  # default: the report
+    with pytest.raises(pytest.skip.Exception, match="refused"):
+        compare_with_interpreter(path, on_interpreter_failure="skip")
+    with pytest.raises(AssertionError, match="ethos-u"):
+        compare_with_interpreter(path, on_interpreter_failure="fail")
+    with pytest.raises(ValueError, match="on_interpreter_failure must be one of"):
+        compare_with_interpreter(path, on_interpreter_failure="raise")
+
+
+@needs_interpreter
+def test_a_report_of_many_refusals_reads_as_separate_messages(corpus):
+    """person_detect: the interpreter refuses it with one message per bad tensor, run
+    together; the report separates them and says plainly that the model does not
+    match."""
+    report = compare_with_interpreter(os.path.join(corpus, "tflm_person_detect.tflite"))
+    text = str(report)
+    assert not report.ok and text.startswith(f"{report.model}: NOT OK: the interpreter refused")
+    assert text.count("; ") >= 3 and ".Tensor" not in text  # "Was 3.Tensor 33" split
 
 
 @needs_interpreter

@@ -500,21 +500,46 @@ def _compare_signatures(model: Model, dump: dict, report: Report) -> None:
 
 
 # -- the entry points -------------------------------------------------------------------------
-def compare_with_interpreter(model, *, timeout: float = 300, python: str | None = None
-                             ) -> Report:
+_FAILURE_MODES = ("ignore", "skip", "fail")
+
+
+def _on_failure(report: Report, mode: str) -> None:
+    """Apply ``on_interpreter_failure`` to a report whose interpreter refused or crashed."""
+    if not report.interpreter_failed:
+        return
+    msg = f"the interpreter {report.status} on {report.model}: {report.error}"
+    if mode == "fail":
+        raise AssertionError(msg)
+    if mode == "skip":
+        _skip(msg)
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in _FAILURE_MODES:
+        raise ValueError(f"on_interpreter_failure must be one of {', '.join(_FAILURE_MODES)}, "
+                         f"not {mode!r}")
+
+
+def compare_with_interpreter(model, *, on_interpreter_failure: str = "ignore",
+                             timeout: float = 300, python: str | None = None) -> Report:
     """Compare every tensor (name, shape, type, quantization, values) and signature
     of ``model`` (a path, bytes or an open :class:`Model`) with a live interpreter.
 
     Returns a :class:`Report`; its ``status`` says when the interpreter refused
-    the model or crashed (that is not counted as a difference).  Skips
+    the model or crashed (that is not counted as a difference).  What happens then
+    is ``on_interpreter_failure``'s choice: ``"ignore"`` (the default: return the
+    report), ``"skip"`` (pytest.skip) or ``"fail"`` (AssertionError).  Skips
     (``pytest.skip``) when no interpreter is installed.
     """
+    _check_mode(on_interpreter_failure)
     if not interpreter_available(python):
         _skip("no TFLite interpreter (ai-edge-litert or tensorflow) is installed")
     with _as_path(model) as (path, m):
         report = Report(model=path)
         dump, arrays = run_interpreter_dump(path, timeout=timeout, python=python)
-        return compare_with_dump(m, dump, arrays, report)
+        report = compare_with_dump(m, dump, arrays, report)
+    _on_failure(report, on_interpreter_failure)
+    return report
 
 
 def assert_matches_interpreter(model, *, on_interpreter_failure: str = "skip",
@@ -526,13 +551,10 @@ def assert_matches_interpreter(model, *, on_interpreter_failure: str = "skip",
     decides: ``"skip"`` (pytest.skip, the default), ``"fail"`` (AssertionError)
     or ``"ignore"`` (return the report).
     """
-    report = compare_with_interpreter(model, timeout=timeout, python=python)
+    _check_mode(on_interpreter_failure)
+    report = compare_with_interpreter(model, on_interpreter_failure=on_interpreter_failure,
+                                      timeout=timeout, python=python)
     if report.interpreter_failed:
-        msg = f"the interpreter {report.status} on {report.model}: {report.error}"
-        if on_interpreter_failure == "fail":
-            raise AssertionError(msg)
-        if on_interpreter_failure == "skip":
-            _skip(msg)
         return report
     if report.differences:
         raise AssertionError(str(report))
